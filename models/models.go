@@ -1,0 +1,105 @@
+// Package models holds the GORM models, opening the database and the schema
+// migration. It knows nothing about HTTP or tokens: the strategy package decides
+// what the columns mean.
+package models
+
+import (
+	"gorm.io/gorm"
+
+	"time"
+)
+
+// User is an account. Besides the credentials it carries the per-user
+// revocation state of every strategy, so that verifying a token reads one row:
+// each strategy uses its own columns and ignores the others.
+type User struct {
+	ID           uint64    `gorm:"primaryKey;autoIncrement"`
+	Email        string    `gorm:"size:254;not null;uniqueIndex"`
+	PasswordHash string    `gorm:"size:72;not null"`
+	CreatedAt    time.Time `gorm:"not null"`
+	UpdatedAt    time.Time `gorm:"not null"`
+
+	// KeySalt goes into the per-user signing key. Rotating it signs the user
+	// out everywhere (password_key's logout-all) without touching the password.
+	KeySalt []byte `gorm:"type:varbinary(32);not null"`
+	// State is single_device's current login id: tokens carrying another one
+	// are rejected.
+	State string `gorm:"size:64;not null;default:''"`
+	// Devices is the device map of multi_device (and the one device of
+	// single_device), JSON: login id -> Device.
+	Devices DeviceMap `gorm:"type:text"`
+	// ValidAfterMicros is valid_date's cutoff, microseconds since the epoch:
+	// tokens issued before it are rejected. An integer keeps sub-second
+	// precision identical on SQLite and MySQL.
+	ValidAfterMicros int64 `gorm:"not null;default:0"`
+	// TokenVersion is token_version's counter, copied into every token.
+	TokenVersion int64 `gorm:"not null;default:0"`
+}
+
+// Device describes one login as the user sees it in a device list.
+type Device struct {
+	Name       string    `json:"name"`
+	UserAgent  string    `json:"user_agent"`
+	IP         string    `json:"ip"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+}
+
+// Session is session_table's row: one per login, looked up on every request.
+type Session struct {
+	ID         string    `gorm:"primaryKey;size:64"`
+	UserID     uint64    `gorm:"not null;index"`
+	DeviceName string    `gorm:"size:100;not null;default:''"`
+	UserAgent  string    `gorm:"size:512;not null;default:''"`
+	IP         string    `gorm:"size:64;not null;default:''"`
+	CreatedAt  time.Time `gorm:"not null"`
+	LastSeenAt time.Time `gorm:"not null"`
+	// ExpiresAt is when nothing issued for this login can be valid any more
+	// (the refresh family's end); the pruning job deletes rows past it.
+	ExpiresAt time.Time  `gorm:"not null;index"`
+	RevokedAt *time.Time `gorm:"index"`
+}
+
+// RefreshToken is one link of a rotating refresh-token chain. Only the
+// SHA-256 of the token is stored.
+type RefreshToken struct {
+	ID        uint64 `gorm:"primaryKey;autoIncrement"`
+	TokenHash []byte `gorm:"type:varbinary(32);not null;uniqueIndex"`
+	UserID    uint64 `gorm:"not null;index"`
+	// FamilyID is the login id: one family per login, shared with the
+	// device/session id of the strategies that track devices.
+	FamilyID   string     `gorm:"size:64;not null;index"`
+	DeviceName string     `gorm:"size:100;not null;default:''"`
+	IssuedAt   time.Time  `gorm:"not null"`
+	ExpiresAt  time.Time  `gorm:"not null;index"`
+	UsedAt     *time.Time ``
+	RevokedAt  *time.Time `gorm:"index"`
+}
+
+// ResetToken is a single-use password-reset token, stored as its SHA-256.
+type ResetToken struct {
+	ID        uint64     `gorm:"primaryKey;autoIncrement"`
+	TokenHash []byte     `gorm:"type:varbinary(32);not null;uniqueIndex"`
+	UserID    uint64     `gorm:"not null;index"`
+	CreatedAt time.Time  `gorm:"not null"`
+	ExpiresAt time.Time  `gorm:"not null;index"`
+	UsedAt    *time.Time ``
+}
+
+// All lists every model, in migration order.
+func All() []any {
+	return []any{&User{}, &Session{}, &RefreshToken{}, &ResetToken{}}
+}
+
+// DeleteUser deletes the user and everything that belongs to it, inside tx.
+func DeleteUser(tx *gorm.DB, id uint64) error {
+	for _, m := range []any{&Session{}, &RefreshToken{}, &ResetToken{}} {
+		if err := tx.Where("user_id = ?", id).Delete(m).Error; err != nil {
+			return Unavailable("delete user data", err)
+		}
+	}
+	if err := tx.Delete(&User{}, "id = ?", id).Error; err != nil {
+		return Unavailable("delete user", err)
+	}
+	return nil
+}

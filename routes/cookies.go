@@ -1,0 +1,53 @@
+package routes
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/revocable/authserver/strategy"
+)
+
+const (
+	refreshCookie     = "refresh_token"
+	refreshCookiePath = "/api/v1/auth"
+)
+
+// writeTokens answers with the tokens and sets the refresh cookie.
+func (s *server) writeTokens(c *gin.Context, status int, t *strategy.Tokens) {
+	maxAge := int(t.RefreshExpiresAt.Sub(s.now()) / time.Second)
+	s.setRefreshCookie(c, t.RefreshToken, maxAge)
+	c.JSON(status, gin.H{
+		"access_token":       t.AccessToken,
+		"token_type":         "Bearer",
+		"expires_in":         t.ExpiresIn,
+		"refresh_token":      t.RefreshToken,
+		"refresh_expires_in": maxAge,
+	})
+}
+
+func (s *server) setRefreshCookie(c *gin.Context, value string, maxAge int) {
+	if maxAge <= 0 {
+		value, maxAge = "", -1
+	}
+	http.SetCookie(c.Writer, &http.Cookie{
+		Name: refreshCookie, Value: value, Path: refreshCookiePath, MaxAge: maxAge,
+		HttpOnly: true, Secure: s.cfg.Cookies.Secure, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+func (s *server) clearRefreshCookie(c *gin.Context) { s.setRefreshCookie(c, "", -1) }
+
+// csrfOK is the check for a refresh that relies on the cookie: SameSite
+// already keeps other sites' requests from carrying it in current
+// browsers; a custom header (which a cross-site form cannot set without a
+// CORS preflight) or an allowed Origin makes it hold in the others too.
+func (s *server) csrfOK(c *gin.Context) bool {
+	if c.GetHeader("X-Requested-With") != "" {
+		return true
+	}
+	origin := c.GetHeader("Origin")
+	return origin != "" && slices.Contains(s.cfg.Cookies.AllowedOrigins, origin)
+}
