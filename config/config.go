@@ -103,6 +103,20 @@ func defaults() map[string]any {
 	}
 }
 
+// Defaults is the built-in configuration alone, with no file and no
+// environment: what tests and the compare command start from.
+func Defaults() *Config {
+	v := viper.New()
+	for k, val := range defaults() {
+		v.SetDefault(k, val)
+	}
+	var c Config
+	if err := v.UnmarshalExact(&c); err != nil {
+		panic(fmt.Sprintf("config: built-in defaults do not decode: %v", err))
+	}
+	return &c
+}
+
 // Load reads the configuration. path is the --config flag: when empty,
 // ./config.yaml is used if it exists and built-in defaults otherwise; when
 // set, it must be readable. AUTH_* variables override both.

@@ -1,0 +1,99 @@
+// Package dbtest gives tests a fresh, migrated database: SQLite always, and
+// MySQL when AUTH_TEST_MYSQL_DSN is set (CI sets it). It is a package of
+// its own because the routes, strategy and compare tests all need the same
+// fixture.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
+	"gorm.io/gorm"
+
+	"github.com/revocable/authserver/models"
+)
+
+// EnvMySQL names the variable that holds the MySQL DSN for tests, e.g.
+// root@tcp(127.0.0.1:3306)/test. Each test gets its own database on that
+// server, dropped when the test ends.
+const EnvMySQL = "AUTH_TEST_MYSQL_DSN"
+
+// Drivers lists the databases to run against: sqlite, and mysql when
+// AUTH_TEST_MYSQL_DSN is set.
+func Drivers() []string {
+	if os.Getenv(EnvMySQL) != "" {
+		return []string{"sqlite", "mysql"}
+	}
+	return []string{"sqlite"}
+}
+
+// Open returns a fresh migrated database of the given driver. For mysql
+// without AUTH_TEST_MYSQL_DSN it skips the test, saying so.
+func Open(tb testing.TB, driver string) *gorm.DB {
+	tb.Helper()
+	driver, dsn := DSN(tb, driver)
+	db, err := models.Open(driver, dsn)
+	if err != nil {
+		tb.Fatalf("open %s: %v", driver, err)
+	}
+	tb.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+	if err := models.Migrate(context.Background(), db); err != nil {
+		tb.Fatalf("migrate %s: %v", driver, err)
+	}
+	return db
+}
+
+// DSN creates an empty database of the given driver and returns its DSN;
+// it is dropped (MySQL) or removed (SQLite) when the test ends.
+func DSN(tb testing.TB, driver string) (string, string) {
+	tb.Helper()
+	switch driver {
+	case "sqlite":
+		return driver, filepath.Join(tb.TempDir(), "auth.db")
+	case "mysql":
+		base := os.Getenv(EnvMySQL)
+		if base == "" {
+			tb.Skipf("MySQL tests skipped: set %s (e.g. root@tcp(127.0.0.1:3306)/test)", EnvMySQL)
+		}
+		return driver, createMySQL(tb, base)
+	default:
+		tb.Fatalf("unknown driver %q", driver)
+		return "", ""
+	}
+}
+
+func createMySQL(tb testing.TB, base string) string {
+	tb.Helper()
+	cfg, err := mysqldriver.ParseDSN(base)
+	if err != nil {
+		tb.Fatalf("parse %s: %v", EnvMySQL, err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "authtest_" + hex.EncodeToString(b)
+	admin, err := models.Open("mysql", base)
+	if err != nil {
+		tb.Fatalf("connect to MySQL: %v", err)
+	}
+	if err := admin.Exec(fmt.Sprintf("CREATE DATABASE `%s` CHARACTER SET utf8mb4", name)).Error; err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		_ = admin.Exec(fmt.Sprintf("DROP DATABASE IF EXISTS `%s`", name)).Error
+		if sqlDB, err := admin.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+	cfg.DBName = name
+	return cfg.FormatDSN()
+}
