@@ -51,6 +51,12 @@ func Open(driver, dsn string) (*gorm.DB, error) {
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 				return nil, fmt.Errorf("create database directory: %w", err)
 			}
+			// The file holds password hashes: readable by the server only.
+			f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("create database file: %w", err)
+			}
+			f.Close()
 		}
 		db, err := gorm.Open(sqlite.Open(dsn), cfg)
 		if err != nil {

@@ -116,14 +116,7 @@ func (s *Service) resume(ctx context.Context, tx *gorm.DB, u *models.User, login
 	if err := s.strat.Resume(ctx, tx, u, c, now); err != nil {
 		return nil, err
 	}
-	access, err := s.sign(u, c)
-	if err != nil {
-		return nil, err
-	}
-	return &Tokens{
-		AccessToken: access, ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
-		RefreshToken: refresh, RefreshExpiresAt: expires, LoginID: loginID,
-	}, nil
+	return s.issue(u, c, refresh, expires)
 }
 
 // Prune deletes what can no longer be used: expired or revoked refresh

@@ -217,24 +217,29 @@ func (s *Service) Verify(ctx context.Context, raw string) (*Principal, error) {
 func (s *Service) Login(ctx context.Context, uid uint64, passwordHash string, d DeviceInfo) (*Tokens, error) {
 	now := s.now()
 	var out *Tokens
-	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		u, err := models.LockUser(tx, uid)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return ErrInvalidCredentials
-		}
-		if err != nil {
-			return err
-		}
+	err := s.locked(ctx, uid, ErrInvalidCredentials, func(tx *gorm.DB, u *models.User) (err error) {
 		if u.PasswordHash != passwordHash {
 			return ErrInvalidCredentials
 		}
 		out, err = s.startLogin(ctx, tx, u, d, now)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, err
+}
+
+// locked runs fn in a transaction with the user's row locked. A user that
+// no longer exists fails with ifGone.
+func (s *Service) locked(ctx context.Context, uid uint64, ifGone error, fn func(tx *gorm.DB, u *models.User) error) error {
+	return models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		u, err := models.LockUser(tx, uid)
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return ifGone
+		}
+		if err != nil {
+			return err
+		}
+		return fn(tx, u)
+	})
 }
 
 // startLogin records a new login of the locked user u and issues its tokens.
@@ -259,13 +264,19 @@ func (s *Service) startLogin(ctx context.Context, tx *gorm.DB, u *models.User, d
 	if err := tx.Create(&row).Error; err != nil {
 		return nil, models.Unavailable("store refresh token", err)
 	}
+	return s.issue(u, c, refresh, expires)
+}
+
+// issue signs the access token with claims c and pairs it with the
+// refresh token.
+func (s *Service) issue(u *models.User, c *Claims, refresh string, refreshExpires time.Time) (*Tokens, error) {
 	access, err := s.sign(u, c)
 	if err != nil {
 		return nil, err
 	}
 	return &Tokens{
 		AccessToken: access, ExpiresIn: int64(s.cfg.AccessTTL / time.Second),
-		RefreshToken: refresh, RefreshExpiresAt: expires, LoginID: loginID,
+		RefreshToken: refresh, RefreshExpiresAt: refreshExpires, LoginID: c.SID,
 	}, nil
 }
 
@@ -273,20 +284,13 @@ func (s *Service) startLogin(ctx context.Context, tx *gorm.DB, u *models.User, d
 // tokens at once where the strategy can (Logouter).
 func (s *Service) Logout(ctx context.Context, p *Principal) error {
 	now := s.now()
-	return models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+	return s.locked(ctx, p.UserID, nil, func(tx *gorm.DB, u *models.User) error {
 		if lo, ok := s.strat.(Logouter); ok {
-			u, err := models.LockUser(tx, p.UserID)
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
 			if err := lo.Logout(ctx, tx, u, p.LoginID, now); err != nil {
 				return err
 			}
 		}
-		return revokeFamilies(tx, p.UserID, now, "family_id = ?", p.LoginID)
+		return revokeFamilies(tx, u.ID, now, "family_id = ?", p.LoginID)
 	})
 }
 
@@ -296,14 +300,7 @@ func (s *Service) LogoutAll(ctx context.Context, p *Principal) error {
 		return s.notSupported("logout-all")
 	}
 	now := s.now()
-	return models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		u, err := models.LockUser(tx, p.UserID)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return ErrTokenInvalid
-		}
-		if err != nil {
-			return err
-		}
+	return s.locked(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) error {
 		return s.RevokeEverything(ctx, tx, u, now)
 	})
 }
@@ -332,14 +329,7 @@ func (s *Service) LogoutOthers(ctx context.Context, p *Principal, d DeviceInfo) 
 	}
 	now := s.now()
 	var out *Tokens
-	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		u, err := models.LockUser(tx, p.UserID)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return ErrTokenInvalid
-		}
-		if err != nil {
-			return err
-		}
+	err := s.locked(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) (err error) {
 		if isDM {
 			if err := dm.RevokeOthers(ctx, tx, u, p.LoginID, now); err != nil {
 				return err
@@ -355,10 +345,7 @@ func (s *Service) LogoutOthers(ctx context.Context, p *Principal, d DeviceInfo) 
 		out, err = s.startLogin(ctx, tx, u, d, now)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, err
 }
 
 // ChangePassword sets a new password hash for the caller, whose current
@@ -367,14 +354,7 @@ func (s *Service) LogoutOthers(ctx context.Context, p *Principal, d DeviceInfo) 
 func (s *Service) ChangePassword(ctx context.Context, p *Principal, oldHash, newHash string, d DeviceInfo) (*Tokens, error) {
 	now := s.now()
 	var out *Tokens
-	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		u, err := models.LockUser(tx, p.UserID)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return ErrTokenInvalid
-		}
-		if err != nil {
-			return err
-		}
+	err := s.locked(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) (err error) {
 		if u.PasswordHash != oldHash {
 			return ErrInvalidCredentials
 		}
@@ -387,10 +367,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, oldHash, new
 		out, err = s.startLogin(ctx, tx, u, d, now)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, err
 }
 
 // SetPassword stores a new password hash for the locked user u and ends
@@ -429,14 +406,7 @@ func (s *Service) RevokeDevice(ctx context.Context, p *Principal, id string) err
 		return ErrNotFound
 	}
 	now := s.now()
-	return models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		u, err := models.LockUser(tx, p.UserID)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return ErrTokenInvalid
-		}
-		if err != nil {
-			return err
-		}
+	return s.locked(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) error {
 		if err := dm.RevokeDevice(ctx, tx, u, id, now); err != nil {
 			return err
 		}
