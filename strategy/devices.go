@@ -71,7 +71,9 @@ func touchMap(ctx context.Context, db *gorm.DB, sub *Subject, c *Claims, now tim
 	if !ok || now.Sub(d.LastSeenAt) < touchEvery {
 		return nil
 	}
-	return models.Tx(ctx, db, func(tx *gorm.DB) error {
+	var touched *models.Device
+	err := models.Tx(ctx, db, func(tx *gorm.DB) error {
+		touched = nil
 		u, err := models.LockUser(tx, sub.User.ID)
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil
@@ -85,6 +87,20 @@ func touchMap(ctx context.Context, db *gorm.DB, sub *Subject, c *Claims, now tim
 		}
 		d.LastSeenAt = now
 		u.Devices[c.SID] = d
-		return saveUser(tx, u, "devices")
+		if err := saveUser(tx, u, "devices"); err != nil {
+			return err
+		}
+		touched = &d
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// The request goes on with the row loaded before the touch (GET
+	// /sessions lists it): let it see the device as seen now, as
+	// session_table's fresh read does.
+	if touched != nil {
+		sub.User.Devices[c.SID] = *touched
+	}
+	return nil
 }

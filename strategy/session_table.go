@@ -165,7 +165,7 @@ func (SessionTable) Touch(ctx context.Context, db *gorm.DB, sub *Subject, c *Cla
 		return nil
 	}
 	err := db.WithContext(ctx).Model(&models.Session{}).
-		Where("id = ? AND last_seen_at < ?", c.SID, now.Add(-touchEvery)).
+		Where("id = ? AND last_seen_at <= ?", c.SID, now.Add(-touchEvery)).
 		Update("last_seen_at", now).Error
 	if err != nil {
 		return models.Unavailable("touch session", err)
