@@ -57,9 +57,13 @@ func userJSON(u *models.User) gin.H {
 	return gin.H{"id": strconv.FormatUint(u.ID, 10), "email": u.Email, "created_at": u.CreatedAt.UTC()}
 }
 
-// currentUser loads the caller's row. Under stateless verification did not
-// read it, so a deleted account shows up here as 401.
+// currentUser is the caller's row: the one verification loaded, or, under
+// stateless, which did not read it, loaded now (so a deleted account shows
+// up here as 401 under every strategy).
 func (s *server) currentUser(c *gin.Context) (*models.User, error) {
+	if p := principal(c); p.User != nil {
+		return p.User, nil
+	}
 	var u models.User
 	err := s.db.WithContext(c.Request.Context()).Take(&u, "id = ?", principal(c).UserID).Error
 	switch {

@@ -38,11 +38,14 @@ type Config struct {
 
 // Service issues, verifies, refreshes and revokes tokens under one strategy.
 type Service struct {
-	db         *gorm.DB
-	strat      Strategy
-	cfg        Config
-	now        func() time.Time
-	parser     *jwt.Parser
+	db     *gorm.DB
+	strat  Strategy
+	cfg    Config
+	now    func() time.Time
+	parser *jwt.Parser
+	// peek reads the claims before the key is known; nothing it returns
+	// is trusted until parser has verified the token.
+	peek       *jwt.Parser
 	refreshKey []byte
 	decoyKey   []byte
 }
@@ -93,7 +96,7 @@ func New(db *gorm.DB, name string, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, strat: strat, cfg: cfg, now: now, refreshKey: refreshKey, decoyKey: randomBytes(32)}
+	s := &Service{db: db, strat: strat, cfg: cfg, now: now, refreshKey: refreshKey, decoyKey: randomBytes(32), peek: jwt.NewParser()}
 	s.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(cfg.Issuer),
@@ -157,7 +160,7 @@ func (s *Service) Verify(ctx context.Context, raw string) (*Principal, error) {
 		return nil, ErrTokenInvalid
 	}
 	var unverified Claims
-	if _, _, err := jwt.NewParser().ParseUnverified(raw, &unverified); err != nil {
+	if _, _, err := s.peek.ParseUnverified(raw, &unverified); err != nil {
 		return nil, ErrTokenInvalid
 	}
 	uid, err := strconv.ParseUint(unverified.Subject, 10, 64)
