@@ -36,18 +36,9 @@ func ccLoginReq(device string) req {
 // returns the answers in order.
 func ccRaceLogins(e *env, n int) []*resp {
 	out := make([]*resp, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			out[i] = e.send(ccLoginReq(fmt.Sprintf("device-%d", i)))
-		}()
-	}
-	close(start)
-	wg.Wait()
+	together(n, func(i int) {
+		out[i] = e.send(ccLoginReq(fmt.Sprintf("device-%d", i)))
+	})
 	return out
 }
 
@@ -330,24 +321,13 @@ func TestConcurrentLogoutDoesNotResurrect(t *testing.T) {
 					gone = append(gone, a)
 					answers := make([]*resp, perRound)
 					var logout *resp
-					start := make(chan struct{})
-					var wg sync.WaitGroup
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						<-start
-						logout = e.send(req{method: "POST", path: "/api/v1/auth/logout", token: a.access})
-					}()
-					for i := range answers {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							<-start
-							answers[i] = e.send(ccLoginReq(fmt.Sprintf("b-%d-%d", round, i)))
-						}()
-					}
-					close(start)
-					wg.Wait()
+					together(perRound+1, func(i int) {
+						if i == perRound {
+							logout = e.send(req{method: "POST", path: "/api/v1/auth/logout", token: a.access})
+							return
+						}
+						answers[i] = e.send(ccLoginReq(fmt.Sprintf("b-%d-%d", round, i)))
+					})
 					if logout.Code != http.StatusNoContent {
 						t.Fatalf("round %d: logout: %d %s", round, logout.Code, logout.Raw)
 					}

@@ -302,4 +302,19 @@ func (e *env) count(model any, where string, args ...any) int64 {
 	return n
 }
 
+// together runs fn(0) … fn(n-1) in n goroutines released at the same
+// moment, and waits for all of them: the shape of every race test.
+func together(n int, fn func(i int)) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
 func email(i int) string { return fmt.Sprintf("user%d@example.com", i) }

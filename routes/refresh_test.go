@@ -20,7 +20,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -380,28 +379,21 @@ func rtRefreshConcurrently(e *env, raw string, n int) []rtResult {
 		e.t.Fatal(err)
 	}
 	out := make([]rtResult, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range out {
-		wg.Go(func() {
-			<-start
-			hr := httptest.NewRequest("POST", rtPath, bytes.NewReader(body))
-			hr.Header.Set("Content-Type", "application/json")
-			w := httptest.NewRecorder()
-			e.handler.ServeHTTP(w, hr)
-			var b struct {
-				AccessToken  string `json:"access_token"`
-				RefreshToken string `json:"refresh_token"`
-				Error        struct {
-					Code string `json:"code"`
-				} `json:"error"`
-			}
-			_ = json.Unmarshal(w.Body.Bytes(), &b)
-			out[i] = rtResult{code: w.Code, errCode: b.Error.Code, access: b.AccessToken, refresh: b.RefreshToken}
-		})
-	}
-	close(start)
-	wg.Wait()
+	together(n, func(i int) {
+		hr := httptest.NewRequest("POST", rtPath, bytes.NewReader(body))
+		hr.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		e.handler.ServeHTTP(w, hr)
+		var b struct {
+			AccessToken  string `json:"access_token"`
+			RefreshToken string `json:"refresh_token"`
+			Error        struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &b)
+		out[i] = rtResult{code: w.Code, errCode: b.Error.Code, access: b.AccessToken, refresh: b.RefreshToken}
+	})
 	return out
 }
 

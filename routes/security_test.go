@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -359,19 +358,10 @@ func TestConcurrentRegistration(t *testing.T) {
 			body []byte
 		}
 		answers := make([]answer, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				body := fmt.Sprintf(`{"email":%q,"password":%q}`, spellings[i%len(spellings)], password)
-				<-start
-				answers[i].code, answers[i].body = secRaw(e.handler, "POST", "/api/v1/auth/register", body)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		together(n, func(i int) {
+			body := fmt.Sprintf(`{"email":%q,"password":%q}`, spellings[i%len(spellings)], password)
+			answers[i].code, answers[i].body = secRaw(e.handler, "POST", "/api/v1/auth/register", body)
+		})
 		created := 0
 		for i, a := range answers {
 			switch a.code {
