@@ -20,9 +20,9 @@ import (
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 
+	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/models"
-	"github.com/revocable/authserver/routes"
 	"github.com/revocable/authserver/strategy"
 )
 
@@ -57,7 +57,7 @@ func newDatabases(ctx context.Context, driver, dsn string) (*databases, error) {
 		if mc.DBName == "" {
 			return nil, errors.New("--dsn must name a database, e.g. 'root@tcp(127.0.0.1:3306)/test': its name prefixes the per-strategy databases")
 		}
-		admin, err := models.Open("mysql", dsn)
+		admin, err := models.Open("mysql", dsn, models.Options{})
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +77,7 @@ func (d *databases) open(ctx context.Context, name string) (*gorm.DB, func(), er
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := models.Open(d.driver, dsn)
+	db, err := models.Open(d.driver, dsn, models.Options{})
 	if err != nil {
 		remove()
 		return nil, nil, err
@@ -209,22 +209,21 @@ func startEnv(ctx context.Context, db *gorm.DB, name string) (e *env, stop func(
 	limitedCfg.Devices.OnLimit = "reject"
 
 	e = &env{name: name, db: db, count: &counter{}, clock: &clock{}, grace: cfg.JWT.RefreshReuseGrace}
-	if err := e.count.register(db); err != nil {
-		return nil, nil, err
-	}
 	secret := []byte(strategy.NewSecret(32))
-	var servers []*httptest.Server
+	var stops []func()
 	stop = func() {
-		for _, s := range servers {
-			s.Close()
+		for _, f := range stops {
+			f()
 		}
 	}
+	var servers []*httptest.Server
 	for _, c := range []*config.Config{cfg, &limitedCfg} {
-		srv, err := startServer(db, c, secret, e.clock)
+		srv, halt, err := startServer(ctx, db, c, secret, e.clock, e.count)
 		if err != nil {
 			stop()
 			return nil, nil, err
 		}
+		stops = append(stops, halt)
 		servers = append(servers, srv)
 	}
 	e.main, e.limited = newClient(servers[0]), newClient(servers[1])
@@ -235,21 +234,34 @@ func startEnv(ctx context.Context, db *gorm.DB, name string) (e *env, stop func(
 	return e, stop, nil
 }
 
-func startServer(db *gorm.DB, cfg *config.Config, secret []byte, clk *clock) (*httptest.Server, error) {
-	sc := cfg.ServiceConfig(secret)
-	sc.Now = clk.Now
-	tokens, err := strategy.New(db, cfg.Strategy, sc)
-	if err != nil {
-		return nil, err
-	}
-	h, err := routes.New(routes.Deps{
-		Config: cfg, DB: db, Tokens: tokens, Now: clk.Now,
-		Log: slog.New(slog.DiscardHandler),
+// startServer assembles a server on db (its own handle on db's pool, whose
+// statements count counts) and serves it on loopback; halt stops it.
+func startServer(ctx context.Context, db *gorm.DB, cfg *config.Config, secret []byte, clk *clock, count *counter) (*httptest.Server, func(), error) {
+	srv, err := authserver.New(ctx, authserver.Options{
+		Config: cfg, DB: db, Secret: secret, Now: clk.Now, Log: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return httptest.NewServer(h), nil
+	if err := count.register(srv.DB()); err != nil {
+		return nil, nil, err
+	}
+	if err := srv.PollOutbox(ctx); err != nil {
+		return nil, nil, err
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Run(bg)
+	}()
+	hs := httptest.NewServer(srv.Handler())
+	return hs, func() {
+		hs.Close()
+		cancel()
+		<-done
+		_ = srv.Close()
+	}, nil
 }
 
 // singleLogin is the one design property that GET /api/v1/strategy does not

@@ -25,11 +25,20 @@ type counter struct {
 	writes     atomic.Int64
 }
 
+// Statements of the server's background work (models.Background: the
+// outbox feed, the prune, the last-seen writer) are not counted: they do
+// not belong to any request.
 func (c *counter) register(db *gorm.DB) error {
-	read := func(*gorm.DB) { c.statements.Add(1) }
-	write := func(*gorm.DB) {
-		c.statements.Add(1)
-		c.writes.Add(1)
+	read := func(tx *gorm.DB) {
+		if !models.IsBackground(tx.Statement.Context) {
+			c.statements.Add(1)
+		}
+	}
+	write := func(tx *gorm.DB) {
+		if !models.IsBackground(tx.Statement.Context) {
+			c.statements.Add(1)
+			c.writes.Add(1)
+		}
 	}
 	cb := db.Callback()
 	for _, r := range []struct {

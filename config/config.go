@@ -24,14 +24,24 @@ import (
 
 // Config is every setting of the server. config.yaml documents each key.
 type Config struct {
-	Server   Server   `mapstructure:"server"`
-	Database Database `mapstructure:"database"`
-	Strategy string   `mapstructure:"strategy"`
-	JWT      JWT      `mapstructure:"jwt"`
-	Password Password `mapstructure:"password"`
-	Reset    Reset    `mapstructure:"reset"`
-	Cookies  Cookies  `mapstructure:"cookies"`
-	Devices  Devices  `mapstructure:"devices"`
+	Server        Server        `mapstructure:"server"`
+	Database      Database      `mapstructure:"database"`
+	Strategy      string        `mapstructure:"strategy"`
+	JWT           JWT           `mapstructure:"jwt"`
+	Password      Password      `mapstructure:"password"`
+	Reset         Reset         `mapstructure:"reset"`
+	Cookies       Cookies       `mapstructure:"cookies"`
+	Devices       Devices       `mapstructure:"devices"`
+	Cache         Cache         `mapstructure:"cache"`
+	Redis         Redis         `mapstructure:"redis"`
+	RateLimit     RateLimit     `mapstructure:"ratelimit"`
+	BruteForce    BruteForce    `mapstructure:"bruteforce"`
+	Log           Log           `mapstructure:"log"`
+	Metrics       Metrics       `mapstructure:"metrics"`
+	Audit         Audit         `mapstructure:"audit"`
+	Introspection Introspection `mapstructure:"introspection"`
+	CORS          CORS          `mapstructure:"cors"`
+	Demo          Demo          `mapstructure:"demo"`
 }
 
 type Server struct {
@@ -43,26 +53,38 @@ type Database struct {
 	Driver        string        `mapstructure:"driver"`
 	DSN           string        `mapstructure:"dsn"`
 	PruneInterval time.Duration `mapstructure:"prune_interval"`
+	// TablePrefix goes in front of every table name of ours, so that the
+	// server can share a database with the application it is embedded in.
+	TablePrefix string `mapstructure:"table_prefix"`
 }
 
 type JWT struct {
-	Secret            string        `mapstructure:"secret"`
-	SecretFile        string        `mapstructure:"secret_file"`
-	Issuer            string        `mapstructure:"issuer"`
-	Audience          string        `mapstructure:"audience"`
-	AccessTTL         time.Duration `mapstructure:"access_ttl"`
-	RefreshTTL        time.Duration `mapstructure:"refresh_ttl"`
-	RefreshReuseGrace time.Duration `mapstructure:"refresh_reuse_grace"`
+	Secret string `mapstructure:"secret"`
+	// PreviousSecrets verify tokens signed before a rotation; they never
+	// sign.
+	PreviousSecrets         []string      `mapstructure:"previous_secrets"`
+	SecretFile              string        `mapstructure:"secret_file"`
+	Issuer                  string        `mapstructure:"issuer"`
+	Audience                string        `mapstructure:"audience"`
+	AccessTTL               time.Duration `mapstructure:"access_ttl"`
+	RefreshTTL              time.Duration `mapstructure:"refresh_ttl"`
+	RefreshReuseGrace       time.Duration `mapstructure:"refresh_reuse_grace"`
+	RefreshSupersedesAccess bool          `mapstructure:"refresh_supersedes_access"`
 }
 
 type Password struct {
 	BcryptCost int `mapstructure:"bcrypt_cost"`
 	MinLength  int `mapstructure:"min_length"`
+	// MaxConcurrentHashes bounds bcrypt work; 0 means GOMAXPROCS-1 (at
+	// least 1), leaving a core for verification.
+	MaxConcurrentHashes int           `mapstructure:"max_concurrent_hashes"`
+	HashQueueTimeout    time.Duration `mapstructure:"hash_queue_timeout"`
 }
 
 type Reset struct {
 	ExposeToken bool          `mapstructure:"expose_token"`
 	TTL         time.Duration `mapstructure:"ttl"`
+	Cooldown    time.Duration `mapstructure:"cooldown"`
 }
 
 type Cookies struct {
@@ -75,6 +97,66 @@ type Devices struct {
 	OnLimit string `mapstructure:"on_limit"`
 }
 
+// Cache is the verification cache of each instance.
+type Cache struct {
+	Enabled    bool `mapstructure:"enabled"`
+	MaxEntries int  `mapstructure:"max_entries"`
+	// MaxStaleness bounds how old the newest successful read of the
+	// invalidation table may be before the cache is no longer trusted.
+	MaxStaleness time.Duration `mapstructure:"max_staleness"`
+}
+
+type Redis struct {
+	// URL is e.g. redis://127.0.0.1:6379/0; empty means no Redis.
+	URL string `mapstructure:"url"`
+	// Prefix namespaces every key and channel, so that several
+	// deployments can share one Redis.
+	Prefix string `mapstructure:"prefix"`
+}
+
+// RateLimit rules are "N/duration" strings; "0" or "" turns one off.
+type RateLimit struct {
+	LoginPerIP      string `mapstructure:"login_per_ip"`
+	RegisterPerIP   string `mapstructure:"register_per_ip"`
+	ResetPerIP      string `mapstructure:"reset_per_ip"`
+	ResetPerAccount string `mapstructure:"reset_per_account"`
+	RefreshPerIP    string `mapstructure:"refresh_per_ip"`
+	VerifyPerIP     string `mapstructure:"verify_per_ip"`
+}
+
+type BruteForce struct {
+	MaxFailures int           `mapstructure:"max_failures"`
+	BaseDelay   time.Duration `mapstructure:"base_delay"`
+	MaxDelay    time.Duration `mapstructure:"max_delay"`
+}
+
+type Log struct {
+	Format string `mapstructure:"format"`
+	Level  string `mapstructure:"level"`
+}
+
+type Metrics struct {
+	Addr string `mapstructure:"addr"`
+}
+
+type Audit struct {
+	Retention time.Duration `mapstructure:"retention"`
+}
+
+type Introspection struct {
+	// Clients are "id:secret" pairs allowed to call the introspection
+	// endpoint with HTTP Basic authentication.
+	Clients []string `mapstructure:"clients"`
+}
+
+type CORS struct {
+	AllowedOrigins []string `mapstructure:"allowed_origins"`
+}
+
+type Demo struct {
+	Enabled bool `mapstructure:"enabled"`
+}
+
 // defaults are the built-in values; every key must have one so that an
 // AUTH_* variable can set it even when no config file mentions it.
 func defaults() map[string]any {
@@ -84,22 +166,51 @@ func defaults() map[string]any {
 		"database.driver":         "sqlite",
 		"database.dsn":            "data/authserver.db",
 		"database.prune_interval": "10m",
+		"database.table_prefix":   "",
 		"strategy":                "password_key",
 		"jwt.secret":              "",
+		"jwt.previous_secrets":    []string{},
 		"jwt.secret_file":         "data/jwt_secret",
 		"jwt.issuer":              "authserver",
 		"jwt.audience":            "authserver",
 		"jwt.access_ttl":          "15m",
 		"jwt.refresh_ttl":         "720h",
 		"jwt.refresh_reuse_grace": "10s",
-		"password.bcrypt_cost":    12,
-		"password.min_length":     8,
-		"reset.expose_token":      false,
-		"reset.ttl":               "30m",
-		"cookies.secure":          true,
-		"cookies.allowed_origins": []string{},
-		"devices.max":             0,
-		"devices.on_limit":        "reject",
+		// A refresh leaves the access token it replaced valid: several
+		// tabs of one browser share a login, see the README.
+		"jwt.refresh_supersedes_access":  false,
+		"password.bcrypt_cost":           12,
+		"password.min_length":            8,
+		"password.max_concurrent_hashes": 0,
+		"password.hash_queue_timeout":    "2s",
+		"reset.expose_token":             false,
+		"reset.ttl":                      "30m",
+		"reset.cooldown":                 "1m",
+		"cookies.secure":                 true,
+		"cookies.allowed_origins":        []string{},
+		"devices.max":                    0,
+		"devices.on_limit":               "reject",
+		"cache.enabled":                  true,
+		"cache.max_entries":              100000,
+		"cache.max_staleness":            "1s",
+		"redis.url":                      "",
+		"redis.prefix":                   "authserver:",
+		"ratelimit.login_per_ip":         "30/1m",
+		"ratelimit.register_per_ip":      "10/1h",
+		"ratelimit.reset_per_ip":         "30/5m",
+		"ratelimit.reset_per_account":    "3/1h",
+		"ratelimit.refresh_per_ip":       "150/5m",
+		"ratelimit.verify_per_ip":        "0",
+		"bruteforce.max_failures":        5,
+		"bruteforce.base_delay":          "30s",
+		"bruteforce.max_delay":           "15m",
+		"log.format":                     "text",
+		"log.level":                      "info",
+		"metrics.addr":                   "",
+		"audit.retention":                "2160h",
+		"introspection.clients":          []string{},
+		"cors.allowed_origins":           []string{},
+		"demo.enabled":                   false,
 	}
 }
 
@@ -114,6 +225,7 @@ func Defaults() *Config {
 	if err := v.UnmarshalExact(&c); err != nil {
 		panic(fmt.Sprintf("config: built-in defaults do not decode: %v", err))
 	}
+	c.normalize()
 	return &c
 }
 
@@ -146,12 +258,21 @@ func Load(path string) (*Config, error) {
 	if err := v.UnmarshalExact(&c); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c.Server.TrustedProxies = splitList(c.Server.TrustedProxies)
-	c.Cookies.AllowedOrigins = splitList(c.Cookies.AllowedOrigins)
+	c.normalize()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// normalize splits the list settings (see splitList).
+func (c *Config) normalize() {
+	for _, l := range []*[]string{
+		&c.Server.TrustedProxies, &c.Cookies.AllowedOrigins, &c.JWT.PreviousSecrets,
+		&c.Introspection.Clients, &c.CORS.AllowedOrigins,
+	} {
+		*l = splitList(*l)
+	}
 }
 
 // splitList accepts both a YAML list and one comma-separated string (as an
@@ -208,54 +329,185 @@ func (c *Config) Validate() error {
 	if c.Devices.OnLimit != "reject" && c.Devices.OnLimit != "evict_oldest" {
 		return fmt.Errorf("devices.on_limit must be reject or evict_oldest, got %q", c.Devices.OnLimit)
 	}
+	if c.Devices.Max > strategy.MaxDevices {
+		return fmt.Errorf("devices.max must be at most %d (the built-in ceiling), got %d", strategy.MaxDevices, c.Devices.Max)
+	}
+	for i, s := range c.JWT.PreviousSecrets {
+		if len(s) < 32 {
+			return fmt.Errorf("jwt.previous_secrets[%d] must be at least 32 bytes, got %d", i, len(s))
+		}
+	}
+	if c.Cache.Enabled && c.Cache.MaxEntries < 1 {
+		return fmt.Errorf("cache.max_entries must be at least 1 when the cache is enabled, got %d", c.Cache.MaxEntries)
+	}
+	for name, d := range map[string]time.Duration{
+		"cache.max_staleness": c.Cache.MaxStaleness, "password.hash_queue_timeout": c.Password.HashQueueTimeout,
+		"audit.retention": c.Audit.Retention,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s must be a positive duration, got %s", name, d)
+		}
+	}
+	if c.Reset.Cooldown < 0 {
+		return fmt.Errorf("reset.cooldown must not be negative, got %s", c.Reset.Cooldown)
+	}
+	if c.Password.MaxConcurrentHashes < 0 {
+		return fmt.Errorf("password.max_concurrent_hashes must be 0 (automatic) or more, got %d", c.Password.MaxConcurrentHashes)
+	}
+	if c.BruteForce.MaxFailures < 0 {
+		return fmt.Errorf("bruteforce.max_failures must be 0 (off) or more, got %d", c.BruteForce.MaxFailures)
+	}
+	if c.BruteForce.MaxFailures > 0 && (c.BruteForce.BaseDelay <= 0 || c.BruteForce.MaxDelay < c.BruteForce.BaseDelay) {
+		return fmt.Errorf("bruteforce.base_delay must be positive and bruteforce.max_delay at least as long, got %s and %s", c.BruteForce.BaseDelay, c.BruteForce.MaxDelay)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		return fmt.Errorf("log.format must be text or json, got %q", c.Log.Format)
+	}
+	if _, err := c.LogLevel(); err != nil {
+		return err
+	}
+	for i, cl := range c.Introspection.Clients {
+		id, secret, ok := strings.Cut(cl, ":")
+		if !ok || id == "" || len(secret) < 16 {
+			return fmt.Errorf("introspection.clients[%d] must be id:secret with a secret of at least 16 bytes", i)
+		}
+	}
+	for _, o := range c.CORS.AllowedOrigins {
+		if o == "*" || !strings.Contains(o, "://") {
+			return fmt.Errorf("cors.allowed_origins must list exact origins such as https://app.example.com, got %q", o)
+		}
+	}
 	return nil
 }
 
-// Secret returns the signing secret: jwt.secret when set; otherwise the
-// one in jwt.secret_file, which is created with a fresh random secret (mode
-// 0600) on first start.
-func (c *Config) Secret(log *slog.Logger) ([]byte, error) {
+// LogLevel is log.level as a slog.Level.
+func (c *Config) LogLevel() (slog.Level, error) {
+	switch c.Log.Level {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log.level must be debug, info, warn or error, got %q", c.Log.Level)
+}
+
+// Secrets returns the server secrets: the active one, which signs, and the
+// previous ones, which only verify (tokens signed before a rotation).
+//
+// With jwt.secret set, it is the active secret and jwt.previous_secrets the
+// previous ones. Otherwise the secrets live in jwt.secret_file, one
+// base64url secret per line, the active one first (see RotateSecretFile);
+// the file is created with a fresh random secret (mode 0600) on first
+// start, and jwt.previous_secrets are added to its previous ones.
+func (c *Config) Secrets(log *slog.Logger) (active []byte, previous [][]byte, err error) {
+	for _, p := range c.JWT.PreviousSecrets {
+		previous = append(previous, []byte(p))
+	}
 	if c.JWT.Secret != "" {
-		return []byte(c.JWT.Secret), nil
+		return []byte(c.JWT.Secret), previous, nil
 	}
 	path := c.JWT.SecretFile
-	b, err := os.ReadFile(path)
+	secrets, err := readSecretFile(path)
 	switch {
 	case err == nil:
-		s, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(s) < 32 {
-			return nil, fmt.Errorf("secret file %s does not hold a base64url secret of at least 32 bytes", path)
-		}
-		return s, nil
-	case errors.Is(err, fs.ErrNotExist):
-	default:
-		return nil, fmt.Errorf("read secret file: %w", err)
+		return secrets[0], append(secrets[1:], previous...), nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, nil, err
 	}
-	s := make([]byte, 32)
-	_, _ = rand.Read(s)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create secret directory: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create secret file: %w", err)
-	}
-	if _, err := f.WriteString(base64.RawURLEncoding.EncodeToString(s) + "\n"); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write secret file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("write secret file: %w", err)
+	s := newSecret()
+	if err := writeSecretFile(path, [][]byte{s}, os.O_EXCL); err != nil {
+		return nil, nil, err
 	}
 	log.Info("generated a new JWT secret", "file", path)
-	return s, nil
+	return s, previous, nil
+}
+
+// RotateSecretFile makes a fresh secret the active one in the secret file
+// and keeps the ones before it as previous secrets (keep reads at most
+// keep of them, the oldest are dropped; 0 drops every previous one: the
+// emergency "log everyone out"). It returns how many previous secrets the
+// file keeps.
+func RotateSecretFile(path string, keep int) (int, error) {
+	old, err := readSecretFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	if keep < 0 {
+		keep = 0
+	}
+	old = old[:min(len(old), keep)]
+	if err := writeSecretFile(path, append([][]byte{newSecret()}, old...), os.O_TRUNC); err != nil {
+		return 0, err
+	}
+	return len(old), nil
+}
+
+// readSecretFile reads the secrets of a secret file, the active one
+// first. Every line must be a base64url secret of at least 32 bytes.
+func readSecretFile(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read secret file: %w", err)
+	}
+	var out [][]byte
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s, err := base64.RawURLEncoding.DecodeString(line)
+		if err != nil || len(s) < 32 {
+			return nil, fmt.Errorf("secret file %s does not hold base64url secrets of at least 32 bytes", path)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("secret file %s holds no secret", path)
+	}
+	return out, nil
+}
+
+func writeSecretFile(path string, secrets [][]byte, flag int) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create secret directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, 0o600)
+	if err != nil {
+		return fmt.Errorf("create secret file: %w", err)
+	}
+	var b strings.Builder
+	for _, s := range secrets {
+		b.WriteString(base64.RawURLEncoding.EncodeToString(s) + "\n")
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return fmt.Errorf("write secret file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write secret file: %w", err)
+	}
+	return nil
+}
+
+func newSecret() []byte {
+	s := make([]byte, 32)
+	_, _ = rand.Read(s)
+	return s
 }
 
 // ServiceConfig is the strategy.Service configuration this Config gives.
-func (c *Config) ServiceConfig(secret []byte) strategy.Config {
+func (c *Config) ServiceConfig(secret []byte, previous ...[]byte) strategy.Config {
 	return strategy.Config{
-		Secret: secret, Issuer: c.JWT.Issuer, Audience: c.JWT.Audience,
+		Secret: secret, PreviousSecrets: previous, Issuer: c.JWT.Issuer, Audience: c.JWT.Audience,
 		AccessTTL: c.JWT.AccessTTL, RefreshTTL: c.JWT.RefreshTTL, RefreshGrace: c.JWT.RefreshReuseGrace,
-		Devices: strategy.Limit{Max: c.Devices.Max, EvictOldest: c.Devices.OnLimit == "evict_oldest"},
+		Devices:                 strategy.Limit{Max: c.Devices.Max, EvictOldest: c.Devices.OnLimit == "evict_oldest"},
+		RefreshSupersedesAccess: c.JWT.RefreshSupersedesAccess,
+		AuditRetention:          c.Audit.Retention,
 	}
 }

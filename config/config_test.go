@@ -328,7 +328,7 @@ func cfgLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil
 func TestSecretFile(t *testing.T) {
 	c := config.Defaults()
 	c.JWT.SecretFile = filepath.Join(t.TempDir(), "data", "jwt_secret")
-	first, err := c.Secret(cfgLog())
+	first, err := secretOf(c)
 	if err != nil {
 		t.Fatalf("first Secret: %v", err)
 	}
@@ -346,7 +346,7 @@ func TestSecretFile(t *testing.T) {
 	if decoded, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(string(raw))); err != nil || !bytes.Equal(decoded, first) {
 		t.Errorf("secret file holds %q, want the base64url of the returned secret", raw)
 	}
-	second, err := c.Secret(cfgLog())
+	second, err := secretOf(c)
 	if err != nil {
 		t.Fatalf("second Secret: %v", err)
 	}
@@ -356,13 +356,13 @@ func TestSecretFile(t *testing.T) {
 	// Another server on the same file (a restart) gets the same secret.
 	other := config.Defaults()
 	other.JWT.SecretFile = c.JWT.SecretFile
-	if third, err := other.Secret(cfgLog()); err != nil || !bytes.Equal(first, third) {
+	if third, err := secretOf(other); err != nil || !bytes.Equal(first, third) {
 		t.Fatalf("Secret of a restarted server: %v, same secret %v", err, bytes.Equal(first, third))
 	}
 	// Two fresh files get two different secrets.
 	fresh := config.Defaults()
 	fresh.JWT.SecretFile = filepath.Join(t.TempDir(), "jwt_secret")
-	if s, err := fresh.Secret(cfgLog()); err != nil || bytes.Equal(s, first) {
+	if s, err := secretOf(fresh); err != nil || bytes.Equal(s, first) {
 		t.Fatalf("Secret of another file: %v, equal to the first %v", err, bytes.Equal(s, first))
 	}
 }
@@ -374,7 +374,7 @@ func TestSecretConfigured(t *testing.T) {
 		c := config.Defaults()
 		c.JWT.Secret = strings.Repeat("x", 40)
 		c.JWT.SecretFile = filepath.Join(t.TempDir(), "jwt_secret")
-		s, err := c.Secret(cfgLog())
+		s, err := secretOf(c)
 		if err != nil || string(s) != c.JWT.Secret {
 			t.Fatalf("Secret = %q, %v; want jwt.secret", s, err)
 		}
@@ -389,12 +389,55 @@ func TestSecretConfigured(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := config.Defaults()
 			c.JWT.SecretFile = cfgFile(t, "jwt_secret", content)
-			if s, err := c.Secret(cfgLog()); err == nil {
+			if s, err := secretOf(c); err == nil {
 				t.Fatalf("Secret = %q, want an error", s)
 			}
 			if b, _ := os.ReadFile(c.JWT.SecretFile); string(b) != content {
 				t.Fatalf("the secret file was changed to %q", b)
 			}
 		})
+	}
+}
+
+// secretOf is the active secret of c.
+func secretOf(c *config.Config) ([]byte, error) {
+	s, _, err := c.Secrets(cfgLog())
+	return s, err
+}
+
+// TestSecretRotation: a rotated secret file makes a new active secret and
+// keeps the old one as previous; keep 0 drops every old one; previous
+// secrets from the configuration are added.
+func TestSecretRotation(t *testing.T) {
+	c := config.Defaults()
+	c.JWT.SecretFile = filepath.Join(t.TempDir(), "jwt_secret")
+	first, _, err := c.Secrets(cfgLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := config.RotateSecretFile(c.JWT.SecretFile, 3)
+	if err != nil || kept != 1 {
+		t.Fatalf("rotate: kept %d, %v; want 1, nil", kept, err)
+	}
+	active, previous, err := c.Secrets(cfgLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(active, first) || len(previous) != 1 || !bytes.Equal(previous[0], first) {
+		t.Fatalf("after rotation: active is the old one %v, previous %d (want the old one)", bytes.Equal(active, first), len(previous))
+	}
+	if fi, err := os.Stat(c.JWT.SecretFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file after rotation: %v, mode %v", err, fi.Mode().Perm())
+	}
+	c.JWT.PreviousSecrets = []string{strings.Repeat("p", 32)}
+	if _, previous, _ := c.Secrets(cfgLog()); len(previous) != 2 || string(previous[1]) != strings.Repeat("p", 32) {
+		t.Fatalf("previous secrets with jwt.previous_secrets: %d", len(previous))
+	}
+	if kept, err := config.RotateSecretFile(c.JWT.SecretFile, 0); err != nil || kept != 0 {
+		t.Fatalf("rotate keeping none: kept %d, %v", kept, err)
+	}
+	c.JWT.PreviousSecrets = nil
+	if a, previous, _ := c.Secrets(cfgLog()); len(previous) != 0 || bytes.Equal(a, active) {
+		t.Fatalf("after an emergency rotation: %d previous secrets, active unchanged %v", len(previous), bytes.Equal(a, active))
 	}
 }

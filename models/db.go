@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
+	"gorm.io/gorm/schema"
 )
 
 // ErrUnavailable marks an error of the database itself (down, timed out,
@@ -32,15 +34,26 @@ func Unavailable(op string, err error) error {
 // Drivers lists the accepted values of database.driver.
 var Drivers = []string{"sqlite", "mysql"}
 
-// Open connects to the database. SQLite runs with one connection, so that
-// transactions are serialized in Go rather than failing with SQLITE_BUSY;
-// MySQL DSNs are forced to parse times in UTC.
-func Open(driver, dsn string) (*gorm.DB, error) {
-	cfg := &gorm.Config{
+// Options are what opening the database takes besides the DSN.
+type Options struct {
+	// TablePrefix goes in front of every table name of ours.
+	TablePrefix string
+}
+
+func gormConfig(o Options) *gorm.Config {
+	return &gorm.Config{
 		TranslateError: true,
 		Logger:         logger.Discard,
 		NowFunc:        func() time.Time { return time.Now().UTC() },
+		NamingStrategy: schema.NamingStrategy{TablePrefix: o.TablePrefix},
 	}
+}
+
+// Open connects to the database. SQLite runs with one connection, so that
+// transactions are serialized in Go rather than failing with SQLITE_BUSY;
+// MySQL DSNs are forced to parse times in UTC.
+func Open(driver, dsn string, o Options) (*gorm.DB, error) {
+	cfg := gormConfig(o)
 	switch driver {
 	case "sqlite":
 		path, dsn, err := sqliteDSN(dsn)
@@ -98,6 +111,41 @@ func Open(driver, dsn string) (*gorm.DB, error) {
 	}
 }
 
+// OpenConn opens our own GORM handle on a connection pool the caller owns
+// (an application that embeds the server). Our handle has its own naming
+// (the table prefix) and leaves the caller's GORM settings alone; the pool
+// is used as it is and never closed or reconfigured by us.
+//
+// MySQL pools must parse times (parseTime=true) in UTC (loc=UTC); SQLite
+// pools should run with one connection and a busy timeout, as Open does.
+func OpenConn(driver string, conn *sql.DB, o Options) (*gorm.DB, error) {
+	if conn == nil {
+		return nil, errors.New("no connection pool given")
+	}
+	var dial gorm.Dialector
+	switch driver {
+	case "sqlite":
+		dial = &sqlite.Dialector{Conn: conn}
+	case "mysql":
+		dial = mysql.New(mysql.Config{Conn: conn})
+	default:
+		return nil, fmt.Errorf("unknown database driver %q (valid: %s)", driver, strings.Join(Drivers, ", "))
+	}
+	db, err := gorm.Open(dial, gormConfig(o))
+	if err != nil {
+		return nil, fmt.Errorf("open %s on the given pool: %w", driver, err)
+	}
+	return db, nil
+}
+
+// Driver names the driver of an open database: sqlite or mysql.
+func Driver(db *gorm.DB) string {
+	if db.Dialector.Name() == "mysql" {
+		return "mysql"
+	}
+	return "sqlite"
+}
+
 // sqliteDSN adds the pragmas the server relies on and returns the file path
 // (empty for in-memory databases).
 func sqliteDSN(dsn string) (path, full string, err error) {
@@ -140,11 +188,15 @@ func Ping(ctx context.Context, db *gorm.DB) error {
 // user that is expected, and the retry is what the client would do anyway.
 // Errors of fn are returned as they are; database errors of the transaction
 // itself are wrapped with ErrUnavailable.
+//
+// Every attempt runs under a deadline of TxTimeout, so that no transaction
+// stays open longer than that: the outbox reader relies on it (a row whose
+// id was handed out more than that ago has either committed or never will).
 func Tx(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	const attempts = 5
 	var err error
 	for i := 0; i < attempts; i++ {
-		err = db.WithContext(ctx).Transaction(fn)
+		err = attempt(ctx, db, fn)
 		if !retryable(err) {
 			break
 		}
@@ -155,6 +207,25 @@ func Tx(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
 		}
 	}
 	if retryable(err) {
+		return Unavailable("transaction", err)
+	}
+	return err
+}
+
+// TxTimeout bounds each attempt of a transaction run by Tx.
+const TxTimeout = 10 * time.Second
+
+// attempt runs one try of the transaction. An error of the transaction
+// itself (begin, commit) rather than of fn is wrapped with ErrUnavailable.
+func attempt(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	ctx, cancel := context.WithTimeout(ctx, TxTimeout)
+	defer cancel()
+	var fnErr error
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if err != nil && err != fnErr && !retryable(err) {
 		return Unavailable("transaction", err)
 	}
 	return err
@@ -182,4 +253,42 @@ func LockUser(tx *gorm.DB, id uint64) (*User, error) {
 		return nil, Unavailable("lock user", err)
 	}
 	return &u, nil
+}
+
+// Invalidate records, inside tx, that the revocation state of the locked
+// user u changed: it bumps u's revision and writes the outbox row. Call it
+// as the last write of the transaction: the row's id is handed out at the
+// insert, and the shorter the time from there to the commit, the sooner
+// readers see an unbroken sequence of ids.
+func Invalidate(tx *gorm.DB, u *User) error {
+	u.Revision++
+	if err := tx.Model(u).Update("revision", u.Revision).Error; err != nil {
+		return Unavailable("bump revision", err)
+	}
+	return InvalidateID(tx, u.ID, u.Revision)
+}
+
+// InvalidateID writes the outbox row of user uid at revision rev, for
+// changes that have no user row to bump (a registration, a deletion).
+func InvalidateID(tx *gorm.DB, uid uint64, rev int64) error {
+	row := Invalidation{UserID: uid, Revision: rev, CreatedAt: time.Now().UTC()}
+	if err := tx.Create(&row).Error; err != nil {
+		return Unavailable("record invalidation", err)
+	}
+	return nil
+}
+
+type backgroundKey struct{}
+
+// Background marks ctx as the server's background work (the outbox feed,
+// the prune, the last-seen writer), as opposed to a request's, so that
+// whoever counts a request's statements can tell them apart.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// IsBackground reports whether ctx was marked by Background.
+func IsBackground(ctx context.Context) bool {
+	b, _ := ctx.Value(backgroundKey{}).(bool)
+	return b
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/revocable/authserver/audit"
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/strategy"
 )
@@ -57,22 +58,11 @@ func userJSON(u *models.User) gin.H {
 	return gin.H{"id": strconv.FormatUint(u.ID, 10), "email": u.Email, "created_at": u.CreatedAt.UTC()}
 }
 
-// currentUser is the caller's row: the one verification loaded, or, under
-// stateless, which did not read it, loaded now (so a deleted account shows
-// up here as 401 under every strategy).
+// currentUser is the caller's row, read fresh: verification may have
+// answered from the cache, and a deleted account shows up here as 401
+// under every strategy.
 func (s *server) currentUser(c *gin.Context) (*models.User, error) {
-	if p := principal(c); p.User != nil {
-		return p.User, nil
-	}
-	var u models.User
-	err := s.db.WithContext(c.Request.Context()).Take(&u, "id = ?", principal(c).UserID).Error
-	switch {
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		return nil, strategy.ErrTokenInvalid
-	case err != nil:
-		return nil, models.Unavailable("load user", err)
-	}
-	return &u, nil
+	return s.tokens.User(c.Request.Context(), principal(c).UserID)
 }
 
 // checkPassword compares pw with the caller's password.
@@ -123,7 +113,7 @@ func (s *server) changePassword(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.tokens.ChangePassword(c.Request.Context(), principal(c), u.PasswordHash, hash, device(c, ""))
+	t, err := s.tokens.ChangePassword(s.ctx(c), principal(c), u.PasswordHash, hash, device(c, ""))
 	if err != nil {
 		return err
 	}
@@ -147,10 +137,7 @@ func (s *server) deleteMe(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	err = models.Tx(c.Request.Context(), s.db, func(tx *gorm.DB) error {
-		return models.DeleteUser(tx, u.ID)
-	})
-	if err != nil {
+	if err := s.tokens.DeleteAccount(s.ctx(c), u.ID, u.PasswordHash); err != nil {
 		return err
 	}
 	s.clearRefreshCookie(c)
@@ -172,7 +159,7 @@ func (s *server) resetRequest(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
+	ctx := s.ctx(c)
 	body := gin.H{"message": "if an account with this email exists, a reset token has been sent"}
 	var u models.User
 	err = s.db.WithContext(ctx).Take(&u, "email = ?", email).Error
@@ -186,8 +173,14 @@ func (s *server) resetRequest(c *gin.Context) error {
 	token := strategy.NewSecret(32)
 	now := s.now().UTC()
 	row := models.ResetToken{TokenHash: strategy.HashSecret(token), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.Reset.TTL)}
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
-		return models.Unavailable("store reset token", err)
+	err = models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return models.Unavailable("store reset token", err)
+		}
+		return audit.Record(ctx, tx, now, audit.Event{Action: audit.PasswordResetRequested, Result: audit.Success, UserID: u.ID})
+	})
+	if err != nil {
+		return err
 	}
 	if err := s.mailer.SendPasswordReset(ctx, u.Email, token); err != nil {
 		return fmt.Errorf("send reset token: %w", err)
@@ -212,7 +205,7 @@ func (s *server) resetConfirm(c *gin.Context) error {
 		return err
 	}
 	if req.Token == "" || len(req.Token) > 128 {
-		return errInvalidResetToken
+		return strategy.ErrInvalidResetToken
 	}
 	if err := s.checkNewPassword(req.NewPassword, "new_password"); err != nil {
 		return err
@@ -221,43 +214,7 @@ func (s *server) resetConfirm(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request.Context()
-	now := s.now().UTC()
-	err = models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		var row models.ResetToken
-		err := tx.Take(&row, "token_hash = ?", strategy.HashSecret(req.Token)).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return errInvalidResetToken
-		}
-		if err != nil {
-			return models.Unavailable("load reset token", err)
-		}
-		u, err := models.LockUser(tx, row.UserID)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return errInvalidResetToken
-		}
-		if err != nil {
-			return err
-		}
-		// One conditional write spends the token: of two concurrent
-		// confirmations only one finds it unused.
-		res := tx.Model(&models.ResetToken{}).
-			Where("id = ? AND used_at IS NULL AND expires_at > ?", row.ID, now).
-			Update("used_at", now)
-		if res.Error != nil {
-			return models.Unavailable("use reset token", res.Error)
-		}
-		if res.RowsAffected != 1 {
-			return errInvalidResetToken
-		}
-		// The user's other outstanding reset tokens die with this one.
-		err = tx.Model(&models.ResetToken{}).Where("user_id = ? AND used_at IS NULL", u.ID).Update("used_at", now).Error
-		if err != nil {
-			return models.Unavailable("use reset tokens", err)
-		}
-		return s.tokens.SetPassword(ctx, tx, u, hash, now)
-	})
-	if err != nil {
+	if err := s.tokens.ResetPassword(s.ctx(c), req.Token, hash); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)

@@ -33,15 +33,19 @@ var apiLeaks = []string{
 }
 
 // apiCheckErrorBody fails unless r's body is exactly
-// {"error":{"code","message"}} with a message that names no internals.
+// {"error":{"code","message","request_id"}} with a message that names no
+// internals and the request id the X-Request-Id header carries.
 func apiCheckErrorBody(t testing.TB, what string, r *resp) {
 	t.Helper()
 	if got := apiKeys(r.Body); !slices.Equal(got, []string{"error"}) {
 		t.Fatalf("%s: error body has keys %v, want [error]: %s", what, got, r.Raw)
 	}
 	inner, _ := r.Body["error"].(map[string]any)
-	if got := apiKeys(inner); !slices.Equal(got, []string{"code", "message"}) {
-		t.Fatalf("%s: error object has keys %v, want [code message]: %s", what, got, r.Raw)
+	if got := apiKeys(inner); !slices.Equal(got, []string{"code", "message", "request_id"}) {
+		t.Fatalf("%s: error object has keys %v, want [code message request_id]: %s", what, got, r.Raw)
+	}
+	if id, _ := inner["request_id"].(string); id == "" || id != r.Header.Get("X-Request-Id") {
+		t.Fatalf("%s: error.request_id %q, X-Request-Id %q: want the same non-empty id", what, id, r.Header.Get("X-Request-Id"))
 	}
 	msg, _ := inner["message"].(string)
 	if msg == "" {
@@ -162,11 +166,13 @@ var apiStrategyCaps = map[string]map[string]bool{
 		"logout_this_device": false, "logout_all_devices": false, "logout_other_devices": false,
 		"list_devices": false, "revoke_device": false, "device_limit": false,
 		"revoke_on_password_change": false, "revoke_on_account_deletion": false,
+		"refresh_supersedes_access": false,
 	},
 	"password_key": {
 		"logout_this_device": false, "logout_all_devices": true, "logout_other_devices": true,
 		"list_devices": false, "revoke_device": false, "device_limit": false,
 		"revoke_on_password_change": true, "revoke_on_account_deletion": true,
+		"refresh_supersedes_access": false,
 	},
 }
 

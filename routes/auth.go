@@ -2,6 +2,7 @@ package routes
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/revocable/authserver/audit"
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/strategy"
 )
@@ -35,17 +37,11 @@ func (s *server) register(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	now := s.now().UTC()
-	u := models.User{Email: email, PasswordHash: hash, KeySalt: strategy.NewKeySalt(), CreatedAt: now, UpdatedAt: now}
-	// The unique index decides, not a read before the insert: of two
-	// concurrent registrations exactly one succeeds.
-	if err := s.db.WithContext(c.Request.Context()).Create(&u).Error; err != nil {
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return errEmailTaken
-		}
-		return models.Unavailable("create user", err)
+	u, err := s.tokens.Register(s.ctx(c), email, hash)
+	if err != nil {
+		return err
 	}
-	c.JSON(http.StatusCreated, gin.H{"user": userJSON(&u)})
+	c.JSON(http.StatusCreated, gin.H{"user": userJSON(u)})
 	return nil
 }
 
@@ -71,28 +67,41 @@ func (s *server) login(c *gin.Context) error {
 	if len(req.DeviceName) > 100 {
 		return invalidRequest("device_name must be at most 100 bytes")
 	}
+	ctx := s.ctx(c)
 	email, err := normalizeEmail(req.Email)
 	if err != nil {
 		return strategy.ErrInvalidCredentials
 	}
 	var u models.User
-	err = s.db.WithContext(c.Request.Context()).Take(&u, "email = ?", email).Error
+	err = s.db.WithContext(ctx).Take(&u, "email = ?", email).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(req.Password))
-		return strategy.ErrInvalidCredentials
+		return s.loginFailed(c, 0)
 	case err != nil:
 		return models.Unavailable("load user", err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(req.Password)) != nil {
-		return strategy.ErrInvalidCredentials
+		return s.loginFailed(c, u.ID)
 	}
-	t, err := s.tokens.Login(c.Request.Context(), u.ID, u.PasswordHash, device(c, req.DeviceName))
+	t, err := s.tokens.Login(ctx, u.ID, u.PasswordHash, device(c, req.DeviceName))
 	if err != nil {
 		return err
 	}
 	s.writeTokens(c, http.StatusOK, t)
 	return nil
+}
+
+// loginFailed records a failed login (uid 0: unknown email) and returns the
+// answer. The event changes nothing, so a failure to record it is logged,
+// not answered.
+func (s *server) loginFailed(c *gin.Context, uid uint64) error {
+	ctx := s.ctx(c)
+	ev := audit.Event{Action: audit.Login, Result: audit.Failure, UserID: uid, Details: map[string]any{"reason": "invalid_credentials"}}
+	if err := audit.Record(ctx, s.db, s.now(), ev); err != nil {
+		s.log.WarnContext(ctx, "recording a failed login failed", "err", err)
+	}
+	return strategy.ErrInvalidCredentials
 }
 
 type refreshRequest struct {
@@ -124,7 +133,7 @@ func (s *server) refresh(c *gin.Context) error {
 		}
 		raw = cookie
 	}
-	t, err := s.tokens.Refresh(c.Request.Context(), raw)
+	t, err := s.tokens.Refresh(s.ctx(c), raw)
 	if err != nil {
 		if api := toAPI(err); api.Status == http.StatusUnauthorized {
 			s.clearRefreshCookie(c)
@@ -135,22 +144,58 @@ func (s *server) refresh(c *gin.Context) error {
 	return nil
 }
 
-// verify answers in the shape of an RFC 7662 introspection response.
-func (s *server) verify(c *gin.Context) error {
+// verify answers in the shape of an RFC 7662 introspection response, with
+// the user id in X-Auth-User-Id for proxies doing forward auth. It is the
+// hottest path of the server, so the answer is written by hand: the
+// constant part once, at start.
+func (s *server) verify(c *gin.Context) {
 	p := principal(c)
 	cl := p.Claims
-	sub := strconv.FormatUint(p.UserID, 10)
-	c.Header("X-Auth-User-Id", sub)
-	c.JSON(http.StatusOK, gin.H{
-		"active": true, "sub": sub, "exp": cl.ExpiresAt.Unix(), "iat": cl.IssuedAt.Unix(),
-		"iss": cl.Issuer, "aud": cl.Audience, "jti": cl.ID, "sid": p.LoginID,
-		"token_type": "Bearer", "strategy": s.tokens.Name(),
+	buf := make([]byte, 0, 320)
+	buf = append(buf, `{"active":true,"sub":"`...)
+	buf = strconv.AppendUint(buf, p.UserID, 10)
+	buf = append(buf, `","exp":`...)
+	buf = strconv.AppendInt(buf, cl.ExpiresAt.Unix(), 10)
+	buf = append(buf, `,"iat":`...)
+	buf = strconv.AppendInt(buf, cl.IssuedAt.Unix(), 10)
+	buf = append(buf, `,"jti":`...)
+	buf = appendJSONString(buf, cl.ID)
+	buf = append(buf, `,"sid":`...)
+	buf = appendJSONString(buf, p.LoginID)
+	buf = append(buf, s.verifyTail()...)
+	h := c.Writer.Header()
+	h["X-Auth-User-Id"] = []string{strconv.FormatUint(p.UserID, 10)}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", buf)
+}
+
+// verifyTail is the constant end of verify's answer.
+func (s *server) verifyTail() []byte {
+	s.tailOnce.Do(func() {
+		iss, _ := json.Marshal(s.cfg.JWT.Issuer)
+		aud, _ := json.Marshal([]string{s.cfg.JWT.Audience})
+		name, _ := json.Marshal(s.tokens.Name())
+		s.tail = []byte(`,"iss":` + string(iss) + `,"aud":` + string(aud) + `,"token_type":"Bearer","strategy":` + string(name) + `}`)
 	})
-	return nil
+	return s.tail
+}
+
+// appendJSONString appends s as a JSON string. Ids here are base64url, so
+// the fast path copies them; anything else goes through encoding/json.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '_') {
+			q, _ := json.Marshal(s)
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
 func (s *server) logout(c *gin.Context) error {
-	if err := s.tokens.Logout(c.Request.Context(), principal(c)); err != nil {
+	if err := s.tokens.Logout(s.ctx(c), principal(c)); err != nil {
 		return err
 	}
 	s.clearRefreshCookie(c)
@@ -159,7 +204,7 @@ func (s *server) logout(c *gin.Context) error {
 }
 
 func (s *server) logoutAll(c *gin.Context) error {
-	if err := s.tokens.LogoutAll(c.Request.Context(), principal(c)); err != nil {
+	if err := s.tokens.LogoutAll(s.ctx(c), principal(c)); err != nil {
 		return err
 	}
 	s.clearRefreshCookie(c)
@@ -170,7 +215,7 @@ func (s *server) logoutAll(c *gin.Context) error {
 // logoutOthers answers 204 where the strategy can keep the caller's login,
 // and 200 with fresh tokens where it had to end every login.
 func (s *server) logoutOthers(c *gin.Context) error {
-	t, err := s.tokens.LogoutOthers(c.Request.Context(), principal(c), device(c, ""))
+	t, err := s.tokens.LogoutOthers(s.ctx(c), principal(c), device(c, ""))
 	if err != nil {
 		return err
 	}

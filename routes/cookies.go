@@ -11,8 +11,7 @@ import (
 )
 
 const (
-	refreshCookie     = "refresh_token"
-	refreshCookiePath = "/api/v1/auth"
+	refreshCookie = "refresh_token"
 )
 
 // writeTokens answers with the tokens and sets the refresh cookie.
@@ -33,7 +32,7 @@ func (s *server) setRefreshCookie(c *gin.Context, value string, maxAge int) {
 		value, maxAge = "", -1
 	}
 	http.SetCookie(c.Writer, &http.Cookie{
-		Name: refreshCookie, Value: value, Path: refreshCookiePath, MaxAge: maxAge,
+		Name: refreshCookie, Value: value, Path: s.cookiePath, MaxAge: maxAge,
 		HttpOnly: true, Secure: s.cfg.Cookies.Secure, SameSite: http.SameSiteStrictMode,
 	})
 }

@@ -3,6 +3,7 @@ package routes
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -13,28 +14,29 @@ import (
 // apiError is an error with its HTTP status and stable code. Handlers
 // return these (or the sentinel errors of strategy and models) and
 // writeError, the one place that speaks HTTP errors, turns them into
-// {"error": {"code", "message"}}.
+// {"error": {"code", "message", "request_id"}}.
 type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter, when positive, is sent as the Retry-After header, in
+	// whole seconds.
+	RetryAfter int
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
 func invalidRequest(msg string) error {
-	return &apiError{http.StatusBadRequest, "invalid_request", msg}
+	return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: msg}
 }
 
 var (
-	errTokenMissing      = &apiError{http.StatusUnauthorized, "token_missing", "an Authorization: Bearer token is required"}
-	errInvalidResetToken = &apiError{http.StatusBadRequest, "invalid_reset_token", "the reset token is invalid, used or expired"}
-	errEmailTaken        = &apiError{http.StatusConflict, "email_taken", "an account with this email already exists"}
-	errTooLarge          = &apiError{http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than 1 MiB"}
-	errCSRF              = &apiError{http.StatusForbidden, "csrf_check_failed", "a refresh from the cookie needs an X-Requested-With header or an allowed Origin"}
-	errNotFound          = &apiError{http.StatusNotFound, "not_found", "not found"}
-	errUnavailable       = &apiError{http.StatusServiceUnavailable, "service_unavailable", "the service is temporarily unavailable, try again"}
-	errInternal          = &apiError{http.StatusInternalServerError, "internal_error", "internal error"}
+	errTokenMissing = &apiError{Status: http.StatusUnauthorized, Code: "token_missing", Message: "an Authorization: Bearer token is required"}
+	errTooLarge     = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large", Message: "the request body is larger than 1 MiB"}
+	errCSRF         = &apiError{Status: http.StatusForbidden, Code: "csrf_check_failed", Message: "a refresh from the cookie needs an X-Requested-With header or an allowed Origin"}
+	errNotFound     = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
+	errUnavailable  = &apiError{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Message: "the service is temporarily unavailable, try again", RetryAfter: 1}
+	errInternal     = &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error"}
 )
 
 // decisions maps the strategy package's errors to their answers. The
@@ -43,13 +45,16 @@ var decisions = []struct {
 	err error
 	api *apiError
 }{
-	{strategy.ErrTokenInvalid, &apiError{http.StatusUnauthorized, "token_invalid", "the token is invalid"}},
-	{strategy.ErrTokenExpired, &apiError{http.StatusUnauthorized, "token_expired", "the token has expired"}},
-	{strategy.ErrTokenRevoked, &apiError{http.StatusUnauthorized, "token_revoked", "the token has been revoked"}},
-	{strategy.ErrRefreshReused, &apiError{http.StatusUnauthorized, "refresh_token_reused", "the refresh token was already used; its login has been signed out"}},
-	{strategy.ErrInvalidCredentials, &apiError{http.StatusUnauthorized, "invalid_credentials", "invalid email or password"}},
+	{strategy.ErrTokenInvalid, &apiError{Status: http.StatusUnauthorized, Code: "token_invalid", Message: "the token is invalid"}},
+	{strategy.ErrTokenExpired, &apiError{Status: http.StatusUnauthorized, Code: "token_expired", Message: "the token has expired"}},
+	{strategy.ErrTokenRevoked, &apiError{Status: http.StatusUnauthorized, Code: "token_revoked", Message: "the token has been revoked"}},
+	{strategy.ErrRefreshReused, &apiError{Status: http.StatusUnauthorized, Code: "refresh_token_reused", Message: "the refresh token was already used; its login has been signed out"}},
+	{strategy.ErrInvalidCredentials, &apiError{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: "invalid email or password"}},
 	{strategy.ErrNotFound, errNotFound},
-	{strategy.ErrDeviceLimit, &apiError{http.StatusForbidden, "device_limit", "the account has reached its device limit; sign out another device first"}},
+	{strategy.ErrDeviceLimit, &apiError{Status: http.StatusForbidden, Code: "device_limit", Message: "the account has reached its device limit; sign out another device first"}},
+	{strategy.ErrEmailTaken, &apiError{Status: http.StatusConflict, Code: "email_taken", Message: "an account with this email already exists"}},
+	{strategy.ErrInvalidResetToken, &apiError{Status: http.StatusBadRequest, Code: "invalid_reset_token", Message: "the reset token is invalid, used or expired"}},
+	{strategy.ErrBusy, errUnavailable},
 	{models.ErrUnavailable, errUnavailable},
 }
 
@@ -61,7 +66,7 @@ func toAPI(err error) *apiError {
 	}
 	var ns *strategy.NotSupportedError
 	if errors.As(err, &ns) {
-		return &apiError{http.StatusNotImplemented, "not_supported", ns.Error()}
+		return &apiError{Status: http.StatusNotImplemented, Code: "not_supported", Message: ns.Error()}
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -83,12 +88,16 @@ func (s *server) writeError(c *gin.Context, err error) {
 		s.log.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err)
 	}
 	if ae.Status == http.StatusUnauthorized {
-		c.Header("WWW-Authenticate", `Bearer realm="authserver"`)
-		if ae.Code != "invalid_credentials" && ae.Code != "token_missing" {
+		if ae.Code == "invalid_credentials" || ae.Code == "token_missing" {
+			c.Header("WWW-Authenticate", `Bearer realm="authserver"`)
+		} else {
 			c.Header("WWW-Authenticate", `Bearer realm="authserver", error="invalid_token"`)
 		}
 	}
-	c.AbortWithStatusJSON(ae.Status, gin.H{"error": gin.H{"code": ae.Code, "message": ae.Message}})
+	if ae.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(ae.RetryAfter))
+	}
+	c.AbortWithStatusJSON(ae.Status, gin.H{"error": gin.H{"code": ae.Code, "message": ae.Message, "request_id": requestID(c)}})
 }
 
 // handle adapts a handler that returns an error to gin.

@@ -22,9 +22,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
+	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/models/dbtest"
-	"github.com/revocable/authserver/routes"
 	"github.com/revocable/authserver/strategy"
 )
 
@@ -63,10 +63,24 @@ type env struct {
 	name    string
 	cfg     *config.Config
 	db      *gorm.DB
+	srv     *authserver.Server
 	tokens  *strategy.Service
 	handler http.Handler
 	clock   *clock
 	mailer  *captureMailer
+	// verifier, when set, is a second instance on the same database that
+	// answers every GET /api/v1/auth/verify (see addVerifier).
+	verifier *authserver.Server
+}
+
+// addVerifier starts a second instance on e's database, with a cache of
+// its own and the same secret and clock, and sends every verification to
+// it after it has read the invalidation outbox: what any instance knows
+// once cache.max_staleness has passed, without Redis.
+func (e *env) addVerifier() {
+	e.t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e.verifier = startServer(e.t, authserver.Options{Config: e.cfg, DB: e.db, Secret: testSecret, Log: log, Mailer: e.mailer, Now: e.clock.Now})
 }
 
 // captureMailer keeps the reset tokens it is given.
@@ -107,19 +121,37 @@ func newEnv(t testing.TB, driver, name string, opts ...func(*config.Config)) *en
 	}
 	db := dbtest.Open(t, driver)
 	clk := newClock()
-	sc := cfg.ServiceConfig(testSecret)
-	sc.Now = clk.Now
-	tokens, err := strategy.New(db, name, sc)
-	if err != nil {
-		t.Fatalf("strategy.New: %v", err)
-	}
 	mailer := &captureMailer{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := routes.New(routes.Deps{Config: cfg, DB: db, Tokens: tokens, Log: log, Mailer: mailer, Now: clk.Now})
+	srv := startServer(t, authserver.Options{Config: cfg, DB: db, Secret: testSecret, Log: log, Mailer: mailer, Now: clk.Now})
+	return &env{t: t, driver: driver, name: name, cfg: cfg, db: db, srv: srv, tokens: srv.Tokens(), handler: srv.Handler(), clock: clk, mailer: mailer}
+}
+
+// startServer assembles a server, reads the invalidation outbox once (so
+// its cache is trusted from the first request) and runs its background
+// work until the test ends.
+func startServer(t testing.TB, o authserver.Options) *authserver.Server {
+	t.Helper()
+	ctx := context.Background()
+	srv, err := authserver.New(ctx, o)
 	if err != nil {
-		t.Fatalf("routes.New: %v", err)
+		t.Fatalf("authserver.New: %v", err)
 	}
-	return &env{t: t, driver: driver, name: name, cfg: cfg, db: db, tokens: tokens, handler: h, clock: clk, mailer: mailer}
+	if err := srv.PollOutbox(ctx); err != nil {
+		t.Fatalf("first outbox read: %v", err)
+	}
+	bg, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Run(bg)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = srv.Close()
+	})
+	return srv
 }
 
 // matrix runs fn for every strategy on every test database.
@@ -212,7 +244,18 @@ func (e *env) send(r req) *resp {
 		hr.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
-	e.handler.ServeHTTP(w, hr)
+	if e.verifier != nil && r.path == "/api/v1/auth/verify" {
+		ctx := context.Background()
+		if err := e.verifier.PollOutbox(ctx); err != nil {
+			e.t.Errorf("the verifying instance could not read the outbox: %v", err)
+		}
+		e.verifier.Handler().ServeHTTP(w, hr)
+		// What it noted of last_seen_at reaches the database within a
+		// second; the next request comes "later".
+		e.verifier.Tokens().FlushTouches(ctx)
+	} else {
+		e.handler.ServeHTTP(w, hr)
+	}
 	out := &resp{Code: w.Code, Header: w.Header(), Raw: w.Body.Bytes()}
 	if len(out.Raw) > 0 {
 		if err := json.Unmarshal(out.Raw, &out.Body); err != nil {

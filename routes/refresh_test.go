@@ -797,11 +797,13 @@ func rtPrune(e *env, what string) {
 	e.t.Helper()
 	now := e.clock.Now()
 	dead := "revoked_at IS NOT NULL OR expires_at < ?"
-	all := func() [3]int64 {
-		return [3]int64{
+	all := func() [5]int64 {
+		return [5]int64{
 			e.count(&models.RefreshToken{}, "1 = 1"),
 			e.count(&models.Session{}, "1 = 1"),
 			e.count(&models.ResetToken{}, "1 = 1"),
+			e.count(&models.Invalidation{}, "1 = 1"),
+			e.count(&models.AuditEvent{}, "1 = 1"),
 		}
 	}
 	var liveIDs []uint64
@@ -832,7 +834,11 @@ func rtPrune(e *env, what string) {
 	if before[0]-after[0] != deadBefore {
 		e.t.Fatalf("%s: prune deleted %d refresh rows, want %d", what, before[0]-after[0], deadBefore)
 	}
-	if deleted := before[0] - after[0] + before[1] - after[1] + before[2] - after[2]; n != deleted {
+	deleted := int64(0)
+	for i := range before {
+		deleted += before[i] - after[i]
+	}
+	if n != deleted {
 		e.t.Fatalf("%s: prune reported %d deleted rows, %d left the tables", what, n, deleted)
 	}
 }

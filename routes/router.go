@@ -1,12 +1,15 @@
 // Package routes is the HTTP layer: the Gin router, the handlers, the auth
 // middleware, and writeError, the one place where errors become HTTP status
-// codes and {"error": {"code", "message"}} bodies.
+// codes and {"error": {"code", "message", "request_id"}} bodies.
 package routes
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -14,20 +17,28 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/revocable/authserver/config"
-	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/strategy"
 )
 
 // Deps are what the router is built from.
 type Deps struct {
 	Config *config.Config
-	DB     *gorm.DB
 	Tokens *strategy.Service
 	Log    *slog.Logger
 	// Mailer delivers password-reset tokens; nil means LogMailer.
 	Mailer Mailer
+	// Ready reports the state of what the server depends on, by name, for
+	// GET /readyz; nil means the database alone.
+	Ready func(ctx context.Context) Readiness
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Readiness is the answer of /readyz: whether the server can answer
+// requests, and the state of each dependency.
+type Readiness struct {
+	Ready      bool
+	Components map[string]any
 }
 
 type server struct {
@@ -36,15 +47,30 @@ type server struct {
 	tokens *strategy.Service
 	log    *slog.Logger
 	mailer Mailer
+	ready  func(ctx context.Context) Readiness
 	now    func() time.Time
+	ids    *idSource
+	// proxies are server.trusted_proxies, parsed.
+	proxies *proxySet
 	// dummyHash is compared against when the email is unknown, so that a
 	// login for an unknown email costs what a wrong password costs.
 	dummyHash []byte
+	// cookiePath is the refresh cookie's path: the auth routes of the
+	// mount point.
+	cookiePath string
+	tailOnce   sync.Once
+	tail       []byte
 }
 
-// New builds the router.
-func New(d Deps) (*gin.Engine, error) {
-	s := &server{cfg: d.Config, db: d.DB, tokens: d.Tokens, log: d.Log, mailer: d.Mailer, now: d.Now}
+// API is the HTTP layer, built once. It is served alone (Handler) or
+// mounted into an application's own router (Mount, Authenticate).
+type API struct {
+	s *server
+}
+
+// New builds the HTTP layer.
+func New(d Deps) (*API, error) {
+	s := &server{cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mailer: d.Mailer, ready: d.Ready, now: d.Now, ids: newIDSource()}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -54,26 +80,69 @@ func New(d Deps) (*gin.Engine, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	var err error
+	if s.proxies, err = parseProxies(d.Config.Server.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
+	}
 	h, err := bcrypt.GenerateFromPassword([]byte(strategy.NewSecret(16)), d.Config.Password.BcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("dummy hash: %w", err)
 	}
 	s.dummyHash = h
+	return &API{s: s}, nil
+}
 
+// Handler is the whole server: the API under /api/v1, the health checks,
+// one log line per request and recovery from panics.
+func (a *API) Handler() (*gin.Engine, error) {
+	s := a.s
 	r := gin.New()
 	r.HandleMethodNotAllowed = false
-	if err := r.SetTrustedProxies(d.Config.Server.TrustedProxies); err != nil {
+	r.ContextWithFallback = true
+	if err := r.SetTrustedProxies(s.cfg.Server.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
-	r.Use(s.logRequests(), gin.CustomRecovery(func(c *gin.Context, _ any) {
+	r.Use(s.requestContext(), s.logRequests(), gin.CustomRecovery(func(c *gin.Context, _ any) {
 		s.writeError(c, errInternal)
 	}))
 	r.NoRoute(func(c *gin.Context) { s.writeError(c, errNotFound) })
-
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.GET("/readyz", s.handle(s.ready))
+	r.GET("/readyz", s.handle(s.readyz))
+	s.routes(r.Group("/api/v1"))
+	return r, nil
+}
 
-	api := r.Group("/api/v1", noStore)
+// Mount registers the API on r, an application's router or group: the
+// paths are relative to it (r.Group("/api/v1") gives the standard ones).
+// The application's own middleware runs first; ours only adds the request
+// id and the no-store header. The refresh cookie is scoped to the
+// mounted auth routes.
+func (a *API) Mount(r gin.IRouter) {
+	g := r.Group("", a.s.requestContext())
+	a.s.routes(g)
+}
+
+// Authenticate is the middleware that protects an application's own
+// routes: it verifies the Bearer token under the running strategy and
+// stores the caller (see Caller), or answers 401 (503 when the state
+// cannot be read).
+func (a *API) Authenticate() gin.HandlerFunc {
+	s := a.s
+	return func(c *gin.Context) {
+		p, ok := s.verifyBearer(c)
+		if !ok {
+			return
+		}
+		c.Set(principalKey, p)
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), callerKey{}, p))
+		c.Next()
+	}
+}
+
+// routes registers every API route on g.
+func (s *server) routes(g *gin.RouterGroup) {
+	s.cookiePath = strings.TrimSuffix(g.BasePath(), "/") + "/auth"
+	api := g.Group("", noStore)
 	api.GET("/strategy", s.strategyInfo)
 	api.POST("/auth/register", s.handle(s.register))
 	api.POST("/auth/login", s.handle(s.login))
@@ -82,7 +151,9 @@ func New(d Deps) (*gin.Engine, error) {
 	api.POST("/auth/password-reset/confirm", s.handle(s.resetConfirm))
 
 	authed := api.Group("", s.authenticate())
-	authed.GET("/auth/verify", s.handle(s.verify))
+	for _, m := range forwardAuthMethods {
+		authed.Handle(m, "/auth/verify", s.verify)
+	}
 	authed.POST("/auth/logout", s.handle(s.logout))
 	authed.POST("/auth/logout-all", s.handle(s.logoutAll))
 	authed.POST("/auth/logout-others", s.handle(s.logoutOthers))
@@ -91,37 +162,65 @@ func New(d Deps) (*gin.Engine, error) {
 	authed.DELETE("/me", s.handle(s.deleteMe))
 	authed.GET("/sessions", s.handle(s.listSessions))
 	authed.DELETE("/sessions/:id", s.handle(s.revokeSession))
-	return r, nil
+}
+
+// forwardAuthMethods are the methods GET /api/v1/auth/verify answers alike:
+// proxies doing forward auth send the original request's method.
+var forwardAuthMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
 }
 
 // noStore keeps tokens and account data out of every cache.
 func noStore(c *gin.Context) {
-	c.Header("Cache-Control", "no-store")
-	c.Header("Pragma", "no-cache")
+	h := c.Writer.Header()
+	h["Cache-Control"] = noStoreValue
+	h["Pragma"] = noCacheValue
 	c.Next()
 }
 
-// logRequests logs one line per request: method, route, status, latency
-// and client IP. Never headers, query strings or bodies: they carry tokens
-// and passwords.
+var (
+	noStoreValue = []string{"no-store"}
+	noCacheValue = []string{"no-cache"}
+)
+
+// logRequests logs one line per request: method, route, status, latency,
+// client IP and request id. Never headers, query strings or bodies: they
+// carry tokens and passwords.
 func (s *server) logRequests() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
+		ctx := c.Request.Context()
+		if !s.log.Enabled(ctx, slog.LevelInfo) {
+			return
+		}
 		route := c.FullPath()
 		if route == "" {
 			route = "(no route)"
 		}
-		s.log.InfoContext(c.Request.Context(), "request", "method", c.Request.Method, "route", route,
-			"status", c.Writer.Status(), "latency", time.Since(start), "ip", c.ClientIP())
+		s.log.LogAttrs(ctx, slog.LevelInfo, "request",
+			slog.String("method", c.Request.Method), slog.String("route", route),
+			slog.Int("status", c.Writer.Status()), slog.Duration("latency", time.Since(start)),
+			slog.String("ip", c.ClientIP()), slog.String("request_id", requestID(c)))
 	}
 }
 
-func (s *server) ready(c *gin.Context) error {
-	if err := models.Ping(c.Request.Context(), s.db); err != nil {
-		return err
+func (s *server) readyz(c *gin.Context) error {
+	var r Readiness
+	if s.ready != nil {
+		r = s.ready(c.Request.Context())
+	} else {
+		r = Readiness{Ready: true, Components: map[string]any{"database": "up"}}
+		if err := s.tokens.Ping(c.Request.Context()); err != nil {
+			r = Readiness{Ready: false, Components: map[string]any{"database": "down"}}
+		}
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	status, code := http.StatusOK, "ready"
+	if !r.Ready {
+		status, code = http.StatusServiceUnavailable, "unavailable"
+	}
+	c.JSON(status, gin.H{"status": code, "components": r.Components})
 	return nil
 }
 

@@ -237,6 +237,13 @@ func TestScenarioTableIsComplete(t *testing.T) {
 	}
 }
 
+//
+// Each scenario runs twice: on one instance (every request to one server,
+// through its verification cache), and with every verification sent to a
+// second instance on the same database, with a cache of its own, that
+// learns of changes from the invalidation outbox alone (it reads the
+// outbox before each verification: the state of an instance once
+// cache.max_staleness has passed).
 func TestScenarios(t *testing.T) {
 	matrix(t, func(t *testing.T, driver, name string) {
 		for _, sc := range scScenarios {
@@ -245,14 +252,21 @@ func TestScenarios(t *testing.T) {
 				if !ok {
 					t.Fatalf("the table has no outcome for %s", name)
 				}
-				e := newEnv(t, driver, name, sc.opts...)
-				if sc.claims != nil {
-					claimed := sc.claims(scReportedCaps(e))
-					if capable := slices.Contains(sc.capable, want); claimed != capable {
-						t.Fatalf("GET /api/v1/strategy reports the capability as %v, but the table expects %q", claimed, want)
-					}
+				for _, inst := range []string{"one instance", "verified on another instance"} {
+					t.Run(inst, func(t *testing.T) {
+						e := newEnv(t, driver, name, sc.opts...)
+						if inst != "one instance" {
+							e.addVerifier()
+						}
+						if sc.claims != nil {
+							claimed := sc.claims(scReportedCaps(e))
+							if capable := slices.Contains(sc.capable, want); claimed != capable {
+								t.Fatalf("GET /api/v1/strategy reports the capability as %v, but the table expects %q", claimed, want)
+							}
+						}
+						sc.run(t, e, want)
+					})
 				}
-				sc.run(t, e, want)
 			})
 		}
 	})

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/strategy"
 )
@@ -127,10 +128,14 @@ func secVerify(e *env, token string) *resp {
 }
 
 // secWantSame fails unless two answers are indistinguishable to a client:
-// status, body and the WWW-Authenticate challenge.
+// status, body (but for the request id, which every answer has its own)
+// and the WWW-Authenticate challenge.
 func secWantSame(t testing.TB, what string, a, b *resp) {
 	t.Helper()
-	if a.Code != b.Code || string(a.Raw) != string(b.Raw) || a.Header.Get("WWW-Authenticate") != b.Header.Get("WWW-Authenticate") {
+	body := func(r *resp) string {
+		return strings.Replace(string(r.Raw), `"request_id":"`+r.Header.Get("X-Request-Id")+`"`, `"request_id":"…"`, 1)
+	}
+	if a.Code != b.Code || body(a) != body(b) || a.Header.Get("WWW-Authenticate") != b.Header.Get("WWW-Authenticate") {
 		t.Errorf("%s: answers differ:\n%d %s %q\n%d %s %q", what,
 			a.Code, a.Raw, a.Header.Get("WWW-Authenticate"), b.Code, b.Raw, b.Header.Get("WWW-Authenticate"))
 	}
@@ -389,12 +394,15 @@ func TestConcurrentRegistration(t *testing.T) {
 }
 
 // TestFailClosed: with the database gone, password_key cannot decide a
-// token, so it must not accept it: verify, /me, login and registration
+// token, so it must not accept it: /me, login, registration and reset
 // answer 503 service_unavailable (never 200, never a 401 that would make
-// clients drop their tokens) and /readyz reports the server unready.
+// clients drop their tokens) and /readyz reports the database down.
+// Verification may answer from the cache only while the cache is trusted:
+// once no outbox read has succeeded for cache.max_staleness it answers 503
+// too.
 func TestFailClosed(t *testing.T) {
 	onDrivers(t, func(t *testing.T, driver string) {
-		e := newEnv(t, driver, "password_key")
+		e := newEnv(t, driver, "password_key", func(c *config.Config) { c.Cache.MaxStaleness = 200 * time.Millisecond })
 		e.register(email(1))
 		s := e.login(email(1), "laptop")
 		e.wantVerify("before the database closes", s.access, http.StatusOK)
@@ -407,21 +415,43 @@ func TestFailClosed(t *testing.T) {
 		if err := sqlDB.Close(); err != nil {
 			t.Fatal(err)
 		}
+		closed := time.Now()
 		cases := []struct {
 			name string
 			r    req
 		}{
-			{"verify", req{method: "GET", path: "/api/v1/auth/verify", token: s.access}},
 			{"me", req{method: "GET", path: "/api/v1/me", token: s.access}},
 			{"login", req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": email(1), "password": password}}},
 			{"register", req{method: "POST", path: "/api/v1/auth/register", body: map[string]string{"email": email(2), "password": password}}},
 			{"password reset", req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": email(1)}}},
-			{"readyz", req{method: "GET", path: "/readyz"}},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				apiWantErr(t, c.name, e.apiBind(t).send(c.r), http.StatusServiceUnavailable, "service_unavailable")
 			})
+		}
+		r := e.send(req{method: "GET", path: "/readyz"})
+		if db, _ := r.Body["components"].(map[string]any); r.Code != http.StatusServiceUnavailable || db["database"] != "down" {
+			t.Fatalf("readyz with the database closed: %d %s, want 503 with components.database down", r.Code, r.Raw)
+		}
+		// Verification: 200 from the cache at first, then 503 once the
+		// bound has passed; never anything else, never 200 after the bound.
+		for {
+			r := e.send(req{method: "GET", path: "/api/v1/auth/verify", token: s.access})
+			since := time.Since(closed)
+			if r.Code == http.StatusServiceUnavailable {
+				apiWantErr(t, "verify after the bound", r, http.StatusServiceUnavailable, "service_unavailable")
+				break
+			}
+			if r.Code != http.StatusOK || since > e.cfg.Cache.MaxStaleness+2*time.Second {
+				t.Fatalf("verify %s after the database closed: %d %s, want 200 within the bound and then 503", since, r.Code, r.Raw)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for range 3 {
+			if r := e.send(req{method: "GET", path: "/api/v1/auth/verify", token: s.access}); r.Code != http.StatusServiceUnavailable {
+				t.Fatalf("verify after the bound: %d %s, want 503", r.Code, r.Raw)
+			}
 		}
 		// Liveness is not readiness: the process itself is fine.
 		e.do(http.StatusOK, req{method: "GET", path: "/healthz"})

@@ -21,27 +21,34 @@ const (
 	maxIP         = 64
 )
 
-func newDevice(d DeviceInfo, now time.Time) models.Device {
+func newDevice(d DeviceInfo, rid string, now time.Time) models.Device {
 	return models.Device{
-		Name:      truncate(d.Name, maxDeviceName),
-		UserAgent: truncate(d.UserAgent, maxUserAgent),
-		IP:        truncate(d.IP, maxIP),
-		CreatedAt: now, LastSeenAt: now,
+		Name:      models.Truncate(d.Name, maxDeviceName),
+		UserAgent: models.Truncate(d.UserAgent, maxUserAgent),
+		IP:        models.Truncate(d.IP, maxIP),
+		CreatedAt: now, LastSeenAt: now, RefreshID: rid,
 	}
 }
 
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// mapLogins is the State view of a device map.
+func mapLogins(m models.DeviceMap) map[string]Login {
+	out := make(map[string]Login, len(m))
+	for id, d := range m {
+		out[id] = Login{LastSeenAt: d.LastSeenAt, RefreshID: d.RefreshID}
 	}
-	for n > 0 && !isRuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return out
 }
 
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// checkLogin is the Check of the strategies that track logins: the token's
+// login must be live, unexpired and, when refreshes supersede access
+// tokens, the token must come from its latest refresh.
+func checkLogin(st *State, c *Claims, supersede bool, now time.Time) error {
+	l, ok := st.Logins[c.SID]
+	if !ok || (!l.ExpiresAt.IsZero() && !now.Before(l.ExpiresAt)) || (supersede && l.RefreshID != c.RID) {
+		return ErrTokenRevoked
+	}
+	return nil
+}
 
 // listMap turns a device map into a list, oldest login first.
 func listMap(m models.DeviceMap) []Device {
@@ -63,44 +70,35 @@ func leastRecentlySeen(m models.DeviceMap) string {
 	})
 }
 
-// touchMap updates the LastSeenAt of the token's device in the user's
-// device map when it is older than touchEvery. The read that found it
-// stale was not locked, so it is checked again under the row lock.
-func touchMap(ctx context.Context, db *gorm.DB, sub *Subject, c *Claims, now time.Time) error {
-	d, ok := sub.User.Devices[c.SID]
-	if !ok || now.Sub(d.LastSeenAt) < touchEvery {
-		return nil
+// supersedeMap records rid as the latest refresh of the device loginID.
+func supersedeMap(tx *gorm.DB, u *models.User, loginID, rid string) error {
+	d, ok := u.Devices[loginID]
+	if !ok {
+		return ErrTokenRevoked
 	}
-	var touched *models.Device
-	err := models.Tx(ctx, db, func(tx *gorm.DB) error {
-		touched = nil
-		u, err := models.LockUser(tx, sub.User.ID)
+	d.RefreshID = rid
+	u.Devices[loginID] = d
+	return saveUser(tx, u, "devices")
+}
+
+// touchMap updates the LastSeenAt of a device in the user's device map when
+// it is older than touchEvery, under the row lock. It changes no revocation
+// state, so it bumps no revision.
+func touchMap(ctx context.Context, db *gorm.DB, uid uint64, loginID string, now time.Time) error {
+	return models.Tx(ctx, db, func(tx *gorm.DB) error {
+		u, err := models.LockUser(tx, uid)
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		d, ok := u.Devices[c.SID]
+		d, ok := u.Devices[loginID]
 		if !ok || now.Sub(d.LastSeenAt) < touchEvery {
 			return nil
 		}
 		d.LastSeenAt = now
-		u.Devices[c.SID] = d
-		if err := saveUser(tx, u, "devices"); err != nil {
-			return err
-		}
-		touched = &d
-		return nil
+		u.Devices[loginID] = d
+		return saveUser(tx, u, "devices")
 	})
-	if err != nil {
-		return err
-	}
-	// The request goes on with the row loaded before the touch (GET
-	// /sessions lists it): let it see the device as seen now, as
-	// session_table's fresh read does.
-	if touched != nil {
-		sub.User.Devices[c.SID] = *touched
-	}
-	return nil
 }

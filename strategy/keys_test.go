@@ -52,7 +52,7 @@ func TestUserKey(t *testing.T) {
 // strategy table states them. They are derived from the interfaces a
 // strategy implements, so a method added or removed by accident shows here.
 func TestCapabilities(t *testing.T) {
-	all := Capabilities{true, true, true, true, true, true, true, true}
+	all := Capabilities{true, true, true, true, true, true, true, true, false}
 	want := map[string]Capabilities{
 		"stateless":     {},
 		"password_key":  {LogoutAllDevices: true, LogoutOtherDevices: true, RevokeOnPasswordChange: true, RevokeOnAccountDeletion: true},
@@ -78,6 +78,18 @@ func TestCapabilities(t *testing.T) {
 				t.Fatalf("capabilities\n got %+v\nwant %+v", got, want[name])
 			}
 		})
+	}
+	// With refreshes superseding access tokens, exactly the strategies
+	// that track logins report it.
+	for _, name := range Names() {
+		s, err := Build(name, Options{Supersede: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := want[name].LogoutThisDevice
+		if got := CapabilitiesOf(s).RefreshSupersedesAccess; got != want {
+			t.Errorf("%s with supersede on: refresh_supersedes_access %v, want %v", name, got, want)
+		}
 	}
 	if _, err := Build("nope", Options{}); err == nil {
 		t.Fatal("an unknown strategy was built")

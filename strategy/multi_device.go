@@ -25,25 +25,26 @@ var (
 	_ DeviceManager = MultiDevice{}
 	_ DeviceLimiter = MultiDevice{}
 	_ Toucher       = MultiDevice{}
+	_ Superseder    = MultiDevice{}
 )
 
-func (MultiDevice) Name() string         { return "multi_device" }
-func (MultiDevice) PerUserKey() bool     { return true }
-func (m MultiDevice) DeviceLimit() Limit { return m.opt.Limit }
+func (MultiDevice) Name() string             { return "multi_device" }
+func (MultiDevice) PerUserKey() bool         { return true }
+func (m MultiDevice) DeviceLimit() Limit     { return m.opt.Limit }
+func (m MultiDevice) SupersedesAccess() bool { return m.opt.Supersede }
 
-func (MultiDevice) Load(ctx context.Context, db *gorm.DB, uid uint64, _ *Claims) (*Subject, error) {
-	return loadUser(ctx, db, uid)
-}
-
-func (MultiDevice) Check(sub *Subject, c *Claims, _ time.Time) error {
-	if _, ok := sub.User.Devices[c.SID]; !ok {
-		return ErrTokenRevoked
-	}
+func (MultiDevice) Snapshot(_ context.Context, _ *gorm.DB, u *models.User, st *State, _ time.Time) error {
+	st.Logins = mapLogins(u.Devices)
 	return nil
 }
 
+func (m MultiDevice) Check(st *State, c *Claims, now time.Time) error {
+	return checkLogin(st, c, m.opt.Supersede, now)
+}
+
 // Begin adds the device. Logins older than the login lifetime are dropped
-// first (nothing of theirs can be valid any more), then the limit applies.
+// first (nothing of theirs can be valid any more), then the limit applies
+// (the configured one, or the built-in ceiling MaxDevices).
 func (m MultiDevice) Begin(_ context.Context, tx *gorm.DB, u *models.User, c *Claims, d DeviceInfo, now time.Time) ([]string, error) {
 	devs := maps.Clone(u.Devices)
 	if devs == nil {
@@ -56,7 +57,7 @@ func (m MultiDevice) Begin(_ context.Context, tx *gorm.DB, u *models.User, c *Cl
 			evicted = append(evicted, id)
 		}
 	}
-	if lim := m.opt.Limit; lim.Max > 0 && len(devs) >= lim.Max {
+	if lim := m.opt.limit(); len(devs) >= lim.Max {
 		if !lim.EvictOldest {
 			return nil, ErrDeviceLimit
 		}
@@ -66,7 +67,7 @@ func (m MultiDevice) Begin(_ context.Context, tx *gorm.DB, u *models.User, c *Cl
 			evicted = append(evicted, id)
 		}
 	}
-	devs[c.SID] = newDevice(d, now)
+	devs[c.SID] = newDevice(d, c.RID, now)
 	u.Devices = devs
 	return evicted, saveUser(tx, u, "devices")
 }
@@ -76,6 +77,10 @@ func (MultiDevice) Resume(_ context.Context, _ *gorm.DB, u *models.User, c *Clai
 		return ErrTokenRevoked
 	}
 	return nil
+}
+
+func (MultiDevice) Supersede(_ context.Context, tx *gorm.DB, u *models.User, loginID, rid string, _ time.Time) error {
+	return supersedeMap(tx, u, loginID, rid)
 }
 
 func (MultiDevice) Logout(_ context.Context, tx *gorm.DB, u *models.User, loginID string, _ time.Time) error {
@@ -108,6 +113,6 @@ func (MultiDevice) RevokeOthers(_ context.Context, tx *gorm.DB, u *models.User, 
 	return saveUser(tx, u, "devices")
 }
 
-func (MultiDevice) Touch(ctx context.Context, db *gorm.DB, sub *Subject, c *Claims, now time.Time) error {
-	return touchMap(ctx, db, sub, c, now)
+func (MultiDevice) Touch(ctx context.Context, db *gorm.DB, uid uint64, loginID string, now time.Time) error {
+	return touchMap(ctx, db, uid, loginID, now)
 }

@@ -24,13 +24,14 @@ var (
 func (PasswordKey) Name() string     { return "password_key" }
 func (PasswordKey) PerUserKey() bool { return true }
 
-func (PasswordKey) Load(ctx context.Context, db *gorm.DB, uid uint64, _ *Claims) (*Subject, error) {
-	return loadUser(ctx, db, uid)
+// Snapshot has nothing to add to the key, derived by the Service.
+func (PasswordKey) Snapshot(context.Context, *gorm.DB, *models.User, *State, time.Time) error {
+	return nil
 }
 
 // Check has nothing to add: a token whose signature verifies under the
 // user's current key is valid.
-func (PasswordKey) Check(*Subject, *Claims, time.Time) error { return nil }
+func (PasswordKey) Check(*State, *Claims, time.Time) error { return nil }
 
 func (PasswordKey) Begin(context.Context, *gorm.DB, *models.User, *Claims, DeviceInfo, time.Time) ([]string, error) {
 	return nil, nil

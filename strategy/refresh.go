@@ -7,6 +7,8 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/revocable/authserver/audit"
+	"github.com/revocable/authserver/cache"
 	"github.com/revocable/authserver/models"
 )
 
@@ -40,23 +42,16 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	if !now.Before(row.ExpiresAt) {
 		return nil, ErrTokenExpired
 	}
-	successor := mac(s.refreshKey, raw)
+	successor := mac(s.refreshKeys[0], raw)
 	var out *Tokens
 	reused := false
-	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		reused = false
-		u, err := models.LockUser(tx, row.UserID)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return ErrTokenRevoked
-		}
-		if err != nil {
-			return err
-		}
+	err := s.change(ctx, row.UserID, ErrTokenRevoked, func(tx *gorm.DB, u *models.User) (bool, error) {
+		reused, out = false, nil
 		res := tx.Model(&models.RefreshToken{}).
 			Where("id = ? AND used_at IS NULL AND revoked_at IS NULL", row.ID).
 			Update("used_at", now)
 		if res.Error != nil {
-			return models.Unavailable("consume refresh token", res.Error)
+			return false, models.Unavailable("consume refresh token", res.Error)
 		}
 		if res.RowsAffected == 1 {
 			next := models.RefreshToken{
@@ -64,41 +59,40 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 				DeviceName: row.DeviceName, IssuedAt: now, ExpiresAt: row.ExpiresAt,
 			}
 			if err := tx.Create(&next).Error; err != nil {
-				return models.Unavailable("store refresh token", err)
+				return false, models.Unavailable("store refresh token", err)
 			}
-			out, err = s.resume(ctx, tx, u, row.FamilyID, successor, row.ExpiresAt, now)
-			return err
+			return s.resume(ctx, tx, u, row.FamilyID, successor, row.ExpiresAt, now, &out)
 		}
 		// Someone consumed or revoked it first: decide under the lock.
 		var cur models.RefreshToken
 		if err := tx.Take(&cur, "id = ?", row.ID).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return ErrTokenRevoked
+				return false, ErrTokenRevoked
 			}
-			return models.Unavailable("load refresh token", err)
+			return false, models.Unavailable("load refresh token", err)
 		}
 		if cur.RevokedAt != nil {
-			return ErrTokenRevoked
+			return false, ErrTokenRevoked
 		}
 		if cur.UsedAt != nil && now.Sub(*cur.UsedAt) <= s.cfg.RefreshGrace {
-			var next models.RefreshToken
-			err := tx.Take(&next, "token_hash = ?", HashSecret(successor)).Error
-			if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && next.RevokedAt != nil) {
-				return ErrTokenRevoked
-			}
+			next, succ, err := s.successorRow(tx, raw)
 			if err != nil {
-				return models.Unavailable("load refresh token", err)
+				return false, err
 			}
-			out, err = s.resume(ctx, tx, u, row.FamilyID, successor, next.ExpiresAt, now)
-			return err
+			return s.resume(ctx, tx, u, row.FamilyID, succ, next.ExpiresAt, now, &out)
 		}
 		reused = true
+		changed := false
 		if lo, ok := s.strat.(Logouter); ok {
 			if err := lo.Logout(ctx, tx, u, row.FamilyID, now); err != nil {
-				return err
+				return false, err
 			}
+			changed = true
 		}
-		return revokeFamilies(tx, u.ID, now, "family_id = ?", row.FamilyID)
+		if err := revokeFamilies(tx, u.ID, now, "family_id = ?", row.FamilyID); err != nil {
+			return false, err
+		}
+		return changed, s.record(ctx, tx, now, audit.Event{Action: audit.RefreshReuse, Result: audit.Failure, UserID: u.ID, LoginID: row.FamilyID})
 	})
 	if err != nil {
 		return nil, err
@@ -109,19 +103,62 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	return out, nil
 }
 
-// resume issues the access token of a refreshed login, if the strategy
-// says the login is still alive.
-func (s *Service) resume(ctx context.Context, tx *gorm.DB, u *models.User, loginID, refresh string, expires, now time.Time) (*Tokens, error) {
-	c := s.claims(u.ID, loginID, now)
-	if err := s.strat.Resume(ctx, tx, u, c, now); err != nil {
-		return nil, err
+// successorRow finds the live successor of a refresh token spent within
+// the grace window. The successor is derived under each server secret in
+// turn, so that a rotation of the secret within the window does not turn
+// a retry into reuse.
+func (s *Service) successorRow(tx *gorm.DB, raw string) (*models.RefreshToken, string, error) {
+	for _, k := range s.refreshKeys {
+		succ := mac(k, raw)
+		var next models.RefreshToken
+		err := tx.Take(&next, "token_hash = ?", HashSecret(succ)).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			continue
+		case err != nil:
+			return nil, "", models.Unavailable("load refresh token", err)
+		case next.RevokedAt != nil:
+			return nil, "", ErrTokenRevoked
+		}
+		return &next, succ, nil
 	}
-	return s.issue(u, c, refresh, expires)
+	return nil, "", ErrTokenRevoked
 }
 
+// resume issues the access token of a refreshed login into *out, if the
+// strategy says the login is still alive. With refreshes superseding
+// access tokens it records the new refresh id, which changes the user's
+// state (changed).
+func (s *Service) resume(ctx context.Context, tx *gorm.DB, u *models.User, loginID, refresh string, expires, now time.Time, out **Tokens) (changed bool, err error) {
+	c := s.claims(u.ID, loginID, now)
+	if err := s.strat.Resume(ctx, tx, u, c, now); err != nil {
+		return false, err
+	}
+	if sp, ok := s.strat.(Superseder); ok && sp.SupersedesAccess() {
+		if err := sp.Supersede(ctx, tx, u, loginID, c.RID, now); err != nil {
+			return false, err
+		}
+		changed = true
+	}
+	if *out, err = s.issue(u, c, refresh, expires); err != nil {
+		return false, err
+	}
+	return changed, s.record(ctx, tx, now, audit.Event{Action: audit.Refresh, Result: audit.Success, UserID: u.ID, LoginID: loginID})
+}
+
+// outboxRetention is how long invalidation rows are kept. An instance that
+// could not read them for longer than cache.max_staleness flushes its
+// cache anyway, so they only need to outlive short hiccups.
+const outboxRetention = time.Hour
+
 // Prune deletes what can no longer be used: expired or revoked refresh
-// tokens and sessions, expired or used reset tokens. The serve command
-// runs it periodically.
+// tokens and sessions, expired or used reset tokens, old outbox rows and
+// audit events past their retention. The serve command runs it
+// periodically.
+//
+// Deleting expired or revoked sessions needs no cache invalidation: a
+// revoked session was announced when it was revoked, and a cached session
+// carries its expiry, which Check enforces.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
 	now := s.now()
 	db := s.db.WithContext(ctx)
@@ -140,6 +177,18 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 			return total, models.Unavailable("prune", res.Error)
 		}
 		total += res.RowsAffected
+	}
+	n, err := cache.Prune(ctx, s.db, now.Add(-outboxRetention))
+	total += n
+	if err != nil {
+		return total, err
+	}
+	if s.cfg.AuditRetention > 0 {
+		n, err := audit.Prune(ctx, s.db, now.Add(-s.cfg.AuditRetention))
+		total += n
+		if err != nil {
+			return total, err
+		}
 	}
 	return total, nil
 }

@@ -2,27 +2,36 @@ package strategy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 
+	"github.com/revocable/authserver/audit"
+	"github.com/revocable/authserver/cache"
 	"github.com/revocable/authserver/models"
 )
 
 // MaxTokenBytes bounds what the server parses: an access token here is
-// about 400 bytes, and nothing larger is read.
+// about 450 bytes, and nothing larger is read.
 const MaxTokenBytes = 4096
 
 // Config is what the Service needs besides the database and the strategy.
 type Config struct {
-	// Secret is the server secret, at least 32 bytes.
-	Secret   []byte
-	Issuer   string
-	Audience string
+	// Secret is the active server secret, at least 32 bytes: it signs.
+	Secret []byte
+	// PreviousSecrets only verify: tokens signed before a rotation.
+	PreviousSecrets [][]byte
+	Issuer          string
+	Audience        string
 	// AccessTTL is the lifetime of an access token.
 	AccessTTL time.Duration
 	// RefreshTTL is the absolute lifetime of a login's refresh family.
@@ -32,22 +41,47 @@ type Config struct {
 	RefreshGrace time.Duration
 	// Devices is the device limit of multi_device and session_table.
 	Devices Limit
+	// RefreshSupersedesAccess: see Superseder.
+	RefreshSupersedesAccess bool
+	// AuditRetention is how long audit events are kept; 0 keeps them.
+	AuditRetention time.Duration
+	// Cache, when set, holds users' verification state between requests;
+	// the caller keeps it exact with a cache.Feed.
+	Cache *cache.Cache[*State]
+	// Announce, when set, tells the other instances about a committed
+	// change of a user's state (cache.Feed.Publish).
+	Announce func(uid uint64, rev int64)
+	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
+// serverSecret is one server secret with the kid that names it in token
+// headers.
+type serverSecret struct {
+	kid string
+	key []byte
+}
+
 // Service issues, verifies, refreshes and revokes tokens under one strategy.
 type Service struct {
-	db     *gorm.DB
-	strat  Strategy
-	cfg    Config
-	now    func() time.Time
-	parser *jwt.Parser
-	// peek reads the claims before the key is known; nothing it returns
-	// is trusted until parser has verified the token.
-	peek       *jwt.Parser
-	refreshKey []byte
-	decoyKey   []byte
+	db      *gorm.DB
+	strat   Strategy
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+	parser  *jwt.Parser
+	secrets []serverSecret
+	// refreshKeys derive a spent refresh token's successor, one per
+	// secret, the active one first.
+	refreshKeys [][]byte
+	decoyKey    []byte
+	cache       *cache.Cache[*State]
+	flight      singleflight.Group
+	// probe bounds the database lookups of user ids above the highest
+	// known one: a flood of tokens naming random users.
+	probe   *rate.Limiter
+	touches *touchQueue
 }
 
 // Tokens is what a login, refresh or password change hands the client.
@@ -64,9 +98,6 @@ type Principal struct {
 	UserID  uint64
 	LoginID string
 	Claims  *Claims
-	// User is the row loaded during verification; nil under stateless,
-	// which does not look.
-	User *models.User
 }
 
 // New builds the Service for the named strategy. It checks the config and
@@ -75,16 +106,21 @@ func New(db *gorm.DB, name string, cfg Config) (*Service, error) {
 	if len(cfg.Secret) < 32 {
 		return nil, fmt.Errorf("jwt secret must be at least 32 bytes, got %d", len(cfg.Secret))
 	}
+	for i, p := range cfg.PreviousSecrets {
+		if len(p) < 32 {
+			return nil, fmt.Errorf("previous jwt secret %d must be at least 32 bytes, got %d", i, len(p))
+		}
+	}
 	if cfg.Issuer == "" || cfg.Audience == "" {
 		return nil, errors.New("jwt issuer and audience must be set")
 	}
 	if cfg.AccessTTL <= 0 || cfg.RefreshTTL <= 0 || cfg.RefreshGrace < 0 {
 		return nil, errors.New("token lifetimes must be positive")
 	}
-	if cfg.Devices.Max < 0 {
-		return nil, errors.New("devices.max must not be negative")
+	if cfg.Devices.Max < 0 || cfg.Devices.Max > MaxDevices {
+		return nil, fmt.Errorf("devices.max must be between 0 and %d", MaxDevices)
 	}
-	strat, err := Build(name, Options{Limit: cfg.Devices, LoginTTL: cfg.RefreshTTL})
+	strat, err := Build(name, Options{Limit: cfg.Devices, LoginTTL: cfg.RefreshTTL, Supersede: cfg.RefreshSupersedesAccess})
 	if err != nil {
 		return nil, err
 	}
@@ -92,11 +128,25 @@ func New(db *gorm.DB, name string, cfg Config) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	refreshKey, err := purposeKey(cfg.Secret, "refresh-successor")
-	if err != nil {
-		return nil, err
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{db: db, strat: strat, cfg: cfg, now: now, refreshKey: refreshKey, decoyKey: randomBytes(32), peek: jwt.NewParser()}
+	s := &Service{
+		db: db, strat: strat, cfg: cfg, now: now, log: log, decoyKey: randomBytes(32), cache: cfg.Cache,
+		probe: rate.NewLimiter(20, 20),
+	}
+	for _, sec := range append([][]byte{cfg.Secret}, cfg.PreviousSecrets...) {
+		rk, err := purposeKey(sec, "refresh-successor")
+		if err != nil {
+			return nil, err
+		}
+		s.secrets = append(s.secrets, serverSecret{kid: KeyID(sec), key: sec})
+		s.refreshKeys = append(s.refreshKeys, rk)
+	}
+	if t, ok := strat.(Toucher); ok {
+		s.touches = newTouchQueue(t, db, log)
+	}
 	s.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(cfg.Issuer),
@@ -108,6 +158,13 @@ func New(db *gorm.DB, name string, cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// KeyID names a server secret in the kid header of the tokens it signs:
+// a truncated hash, which reveals nothing of a 32-byte random secret.
+func KeyID(secret []byte) string {
+	h := sha256.Sum256(append([]byte("authserver kid v1\x00"), secret...))
+	return base64.RawURLEncoding.EncodeToString(h[:9])
+}
+
 // Name is the running strategy's name.
 func (s *Service) Name() string { return s.strat.Name() }
 
@@ -117,19 +174,18 @@ func (s *Service) Capabilities() Capabilities { return CapabilitiesOf(s.strat) }
 // AccessTTL is the access token lifetime.
 func (s *Service) AccessTTL() time.Duration { return s.cfg.AccessTTL }
 
+// DB is the database the Service works on.
+func (s *Service) DB() *gorm.DB { return s.db }
+
+// Now is the Service's clock.
+func (s *Service) Now() time.Time { return s.now() }
+
 func (s *Service) notSupported(op string) error {
 	return &NotSupportedError{Strategy: s.strat.Name(), Op: op}
 }
 
-func (s *Service) key(u *models.User) ([]byte, error) {
-	if !s.strat.PerUserKey() {
-		return s.cfg.Secret, nil
-	}
-	return userKey(s.cfg.Secret, u)
-}
-
 func (s *Service) claims(uid uint64, loginID string, now time.Time) *Claims {
-	return &Claims{
+	c := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   strconv.FormatUint(uid, 10),
 			Issuer:    s.cfg.Issuer,
@@ -140,55 +196,88 @@ func (s *Service) claims(uid uint64, loginID string, now time.Time) *Claims {
 		},
 		SID: loginID,
 	}
+	if supersedes(s.strat) {
+		c.RID = NewSecret(12)
+	}
+	return c
 }
 
+// sign signs c with the active secret (the server's, or the user's key
+// derived from it), naming the secret in the kid header.
 func (s *Service) sign(u *models.User, c *Claims) (string, error) {
-	key, err := s.key(u)
-	if err != nil {
-		return "", err
+	key := s.secrets[0].key
+	if s.strat.PerUserKey() {
+		var err error
+		if key, err = userKey(key, u); err != nil {
+			return "", err
+		}
 	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(key)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	t.Header["kid"] = s.secrets[0].kid
+	tok, err := t.SignedString(key)
 	if err != nil {
 		return "", fmt.Errorf("sign access token: %w", err)
 	}
 	return tok, nil
 }
 
-// Verify checks an access token under the running strategy.
+// secretIndex finds the secret a token's kid names. A token without a kid
+// (issued before kids existed) is checked against the active secret only;
+// an unknown kid matches nothing, so no token makes the server try every
+// key.
+func (s *Service) secretIndex(kid any) (int, bool) {
+	if kid == nil {
+		return 0, true
+	}
+	k, ok := kid.(string)
+	if !ok {
+		return 0, false
+	}
+	for i, sec := range s.secrets {
+		if sec.kid == k {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// Verify checks an access token under the running strategy. The token is
+// parsed once: the key function reads the (not yet trusted) subject to
+// find the user's state, from the cache or the database, and hands the
+// parser that user's key; a user who does not exist gets a key nobody has,
+// so that an unknown user costs and answers the same as a bad signature.
 func (s *Service) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if raw == "" || len(raw) > MaxTokenBytes {
 		return nil, ErrTokenInvalid
 	}
-	var unverified Claims
-	if _, _, err := s.peek.ParseUnverified(raw, &unverified); err != nil {
-		return nil, ErrTokenInvalid
-	}
-	uid, err := strconv.ParseUint(unverified.Subject, 10, 64)
-	if err != nil || uid == 0 {
-		return nil, ErrTokenInvalid
-	}
-	var sub *Subject
-	var key []byte
-	if s.strat.PerUserKey() {
-		sub, err = s.strat.Load(ctx, s.db, uid, &unverified)
-		switch {
-		case errors.Is(err, gorm.ErrRecordNotFound):
-			// Verify against a key nobody has, so that an unknown user
-			// costs and answers the same as a bad signature.
-			sub, key = &Subject{}, s.decoyKey
-		case err != nil:
-			return nil, err
-		default:
-			if key, err = s.key(sub.User); err != nil {
-				return nil, err
-			}
+	var (
+		c       Claims
+		st      *State
+		loadErr error
+	)
+	_, err := s.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		i, ok := s.secretIndex(t.Header["kid"])
+		if !ok {
+			return nil, ErrTokenInvalid
 		}
-	} else {
-		sub = &Subject{}
-		key = s.cfg.Secret
+		if !s.strat.PerUserKey() {
+			return s.secrets[i].key, nil
+		}
+		uid, err := strconv.ParseUint(c.Subject, 10, 64)
+		if err != nil || uid == 0 {
+			return nil, ErrTokenInvalid
+		}
+		if st, loadErr = s.state(ctx, uid); loadErr != nil {
+			return nil, loadErr
+		}
+		if !st.Found {
+			return s.decoyKey, nil
+		}
+		return st.keys[i], nil
+	})
+	if loadErr != nil {
+		return nil, loadErr
 	}
-	var c Claims
-	_, err = s.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return key, nil })
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenSignatureInvalid):
@@ -196,44 +285,128 @@ func (s *Service) Verify(ctx context.Context, raw string) (*Principal, error) {
 	default:
 		return nil, ErrTokenInvalid
 	}
-	if sub.User == nil && s.strat.PerUserKey() {
-		return nil, ErrTokenInvalid
-	}
-	if c.SID == "" {
+	uid, perr := strconv.ParseUint(c.Subject, 10, 64)
+	if perr != nil || uid == 0 || c.SID == "" || (s.strat.PerUserKey() && (st == nil || !st.Found)) {
 		return nil, ErrTokenInvalid
 	}
 	now := s.now()
-	if err := s.strat.Check(sub, &c, now); err != nil {
+	if err := s.strat.Check(st, &c, now); err != nil {
 		return nil, err
 	}
-	if t, ok := s.strat.(Toucher); ok {
-		if err := t.Touch(ctx, s.db, sub, &c, now); err != nil {
+	if s.touches != nil && st != nil {
+		if l, ok := st.Logins[c.SID]; ok && now.Sub(l.LastSeenAt) >= touchEvery {
+			s.touches.add(uid, c.SID, now)
+		}
+	}
+	return &Principal{UserID: uid, LoginID: c.SID, Claims: &c}, nil
+}
+
+// fill is the result of one shared load of a user's state.
+type fill struct {
+	st     *State
+	stored bool
+}
+
+// loadTimeout bounds a shared load, which outlives the request that
+// started it.
+const loadTimeout = 5 * time.Second
+
+// state returns what verifying a token of user uid needs: from the cache
+// when it is trusted and holds the user, else from the database, filling
+// the cache. Concurrent misses of one user share one read; if that read
+// could not be stored because an invalidation overtook it, each caller
+// reads again on its own, so that nobody who asked after a revocation
+// answered is handed the state from before it.
+func (s *Service) state(ctx context.Context, uid uint64) (*State, error) {
+	c := s.cache
+	if c == nil || !c.Trusted() {
+		return s.loadState(ctx, uid)
+	}
+	if st, ok := c.Get(uid); ok {
+		return st, nil
+	}
+	beyond := uid > c.MaxUser()
+	if beyond && !s.probe.Allow() {
+		return nil, ErrBusy
+	}
+	ch := s.flight.DoChan(strconv.FormatUint(uid, 10), func() (any, error) {
+		t := c.Ticket()
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
+		st, err := s.loadState(lctx, uid)
+		if err != nil {
+			return nil, err
+		}
+		// A user id beyond the highest known one that names nobody is
+		// not remembered: random ids would only push real users out.
+		stored := false
+		if st.Found || !beyond {
+			stored = c.Put(uid, st.Revision, st, t)
+		}
+		return fill{st: st, stored: stored}, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, models.Unavailable("load user", ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		f := r.Val.(fill)
+		if !f.stored && r.Shared {
+			return s.loadState(ctx, uid)
+		}
+		return f.st, nil
+	}
+}
+
+// loadState reads user uid's state from the database: the user row, the
+// keys derived from it, and the strategy's state.
+func (s *Service) loadState(ctx context.Context, uid uint64) (*State, error) {
+	var u models.User
+	err := s.db.WithContext(ctx).Take(&u, "id = ?", uid).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return &State{UserID: uid}, nil
+	case err != nil:
+		return nil, models.Unavailable("load user", err)
+	}
+	st := &State{UserID: uid, Revision: u.Revision, Found: true, keys: make([][]byte, len(s.secrets))}
+	for i, sec := range s.secrets {
+		if st.keys[i], err = userKey(sec.key, &u); err != nil {
 			return nil, err
 		}
 	}
-	return &Principal{UserID: uid, LoginID: c.SID, Claims: &c, User: sub.User}, nil
+	if err := s.strat.Snapshot(ctx, s.db, &u, st, s.now()); err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
-// Login starts a login for user uid, whose password the caller checked
-// against passwordHash. If the password changed in the meantime the login
-// fails as if the password were wrong.
-func (s *Service) Login(ctx context.Context, uid uint64, passwordHash string, d DeviceInfo) (*Tokens, error) {
-	now := s.now()
-	var out *Tokens
-	err := s.locked(ctx, uid, ErrInvalidCredentials, func(tx *gorm.DB, u *models.User) (err error) {
-		if u.PasswordHash != passwordHash {
-			return ErrInvalidCredentials
-		}
-		out, err = s.startLogin(ctx, tx, u, d, now)
-		return err
-	})
-	return out, err
+// User reads the user row, fresh from the database.
+func (s *Service) User(ctx context.Context, uid uint64) (*models.User, error) {
+	var u models.User
+	err := s.db.WithContext(ctx).Take(&u, "id = ?", uid).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return nil, ErrTokenInvalid
+	case err != nil:
+		return nil, models.Unavailable("load user", err)
+	}
+	return &u, nil
 }
 
-// locked runs fn in a transaction with the user's row locked. A user that
-// no longer exists fails with ifGone.
-func (s *Service) locked(ctx context.Context, uid uint64, ifGone error, fn func(tx *gorm.DB, u *models.User) error) error {
-	return models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+// change runs fn in a transaction with user uid's row locked. When fn
+// reports that it changed the user's revocation state, the user's revision
+// is bumped and an outbox row written in the same transaction, and after
+// the commit the change is announced: this instance's cache drops the user
+// at once (so the revoking request answers only when its own instance
+// rejects the token), and the others learn it through Redis and the
+// outbox. A user that no longer exists fails with ifGone.
+func (s *Service) change(ctx context.Context, uid uint64, ifGone error, fn func(tx *gorm.DB, u *models.User) (changed bool, err error)) error {
+	var rev int64
+	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		rev = 0
 		u, err := models.LockUser(tx, uid)
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return ifGone
@@ -241,33 +414,129 @@ func (s *Service) locked(ctx context.Context, uid uint64, ifGone error, fn func(
 		if err != nil {
 			return err
 		}
-		return fn(tx, u)
+		changed, err := fn(tx, u)
+		if err != nil || !changed {
+			return err
+		}
+		if err := models.Invalidate(tx, u); err != nil {
+			return err
+		}
+		rev = u.Revision
+		return nil
 	})
+	if err == nil && rev > 0 {
+		s.announce(uid, rev)
+	}
+	return err
 }
 
-// startLogin records a new login of the locked user u and issues its tokens.
-func (s *Service) startLogin(ctx context.Context, tx *gorm.DB, u *models.User, d DeviceInfo, now time.Time) (*Tokens, error) {
+// announce tells this instance's cache and the other instances that user
+// uid's state changed at revision rev. Call it only after the commit.
+func (s *Service) announce(uid uint64, rev int64) {
+	if s.cache != nil {
+		s.cache.Invalidate(uid, rev)
+	}
+	if s.cfg.Announce != nil {
+		s.cfg.Announce(uid, rev)
+	}
+}
+
+// record writes an audit event inside tx.
+func (s *Service) record(ctx context.Context, tx *gorm.DB, now time.Time, ev audit.Event) error {
+	return audit.Record(ctx, tx, now, ev)
+}
+
+// tracksLogins reports whether a login changes the strategy's state.
+func (s *Service) tracksLogins() bool {
+	_, ok := s.strat.(Logouter)
+	return ok
+}
+
+// Register creates an account. The unique index decides, not a read before
+// the insert: of two concurrent registrations of one email exactly one
+// succeeds. The new id is announced like any change, so that instances
+// that remembered it as nobody forget that.
+func (s *Service) Register(ctx context.Context, email, passwordHash string) (*models.User, error) {
+	now := s.now().UTC()
+	var u models.User
+	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		u = models.User{Email: email, PasswordHash: passwordHash, KeySalt: NewKeySalt(), CreatedAt: now, UpdatedAt: now, Revision: 1}
+		if err := tx.Create(&u).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return ErrEmailTaken
+			}
+			return models.Unavailable("create user", err)
+		}
+		if err := s.record(ctx, tx, now, audit.Event{Action: audit.Register, Result: audit.Success, UserID: u.ID}); err != nil {
+			return err
+		}
+		return models.InvalidateID(tx, u.ID, u.Revision)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.announce(u.ID, u.Revision)
+	return &u, nil
+}
+
+// Login starts a login for user uid, whose password the caller checked
+// against passwordHash. If the password changed in the meantime the login
+// fails as if the password were wrong.
+func (s *Service) Login(ctx context.Context, uid uint64, passwordHash string, d DeviceInfo) (*Tokens, error) {
+	if s.touches != nil {
+		s.touches.flushUser(ctx, uid)
+	}
+	now := s.now()
+	var out *Tokens
+	err := s.change(ctx, uid, ErrInvalidCredentials, func(tx *gorm.DB, u *models.User) (bool, error) {
+		if u.PasswordHash != passwordHash {
+			return false, ErrInvalidCredentials
+		}
+		t, changed, err := s.startLogin(ctx, tx, u, d, now)
+		if err != nil {
+			return false, err
+		}
+		out = t
+		return changed, s.record(ctx, tx, now, audit.Event{
+			Action: audit.Login, Result: audit.Success, UserID: uid, LoginID: t.LoginID,
+			Details: deviceDetails(d.Name),
+		})
+	})
+	return out, err
+}
+
+func deviceDetails(name string) map[string]any {
+	if name == "" {
+		return nil
+	}
+	return map[string]any{"device_name": models.Truncate(name, maxDeviceName)}
+}
+
+// startLogin records a new login of the locked user u and issues its
+// tokens. changed reports whether the user's revocation state changed.
+func (s *Service) startLogin(ctx context.Context, tx *gorm.DB, u *models.User, d DeviceInfo, now time.Time) (t *Tokens, changed bool, err error) {
 	loginID := NewSecret(16)
 	c := s.claims(u.ID, loginID, now)
 	evicted, err := s.strat.Begin(ctx, tx, u, c, d, now)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for _, id := range evicted {
 		if err := revokeFamilies(tx, u.ID, now, "family_id = ?", id); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	refresh := NewSecret(32)
 	expires := now.Add(s.cfg.RefreshTTL)
 	row := models.RefreshToken{
 		TokenHash: HashSecret(refresh), UserID: u.ID, FamilyID: loginID,
-		DeviceName: d.Name, IssuedAt: now, ExpiresAt: expires,
+		DeviceName: models.Truncate(d.Name, maxDeviceName), IssuedAt: now, ExpiresAt: expires,
 	}
 	if err := tx.Create(&row).Error; err != nil {
-		return nil, models.Unavailable("store refresh token", err)
+		return nil, false, models.Unavailable("store refresh token", err)
 	}
-	return s.issue(u, c, refresh, expires)
+	t, err = s.issue(u, c, refresh, expires)
+	return t, s.tracksLogins() || len(evicted) > 0, err
 }
 
 // issue signs the access token with claims c and pairs it with the
@@ -287,13 +556,18 @@ func (s *Service) issue(u *models.User, c *Claims, refresh string, refreshExpire
 // tokens at once where the strategy can (Logouter).
 func (s *Service) Logout(ctx context.Context, p *Principal) error {
 	now := s.now()
-	return s.locked(ctx, p.UserID, nil, func(tx *gorm.DB, u *models.User) error {
+	return s.change(ctx, p.UserID, nil, func(tx *gorm.DB, u *models.User) (bool, error) {
+		changed := false
 		if lo, ok := s.strat.(Logouter); ok {
 			if err := lo.Logout(ctx, tx, u, p.LoginID, now); err != nil {
-				return err
+				return false, err
 			}
+			changed = true
 		}
-		return revokeFamilies(tx, u.ID, now, "family_id = ?", p.LoginID)
+		if err := revokeFamilies(tx, u.ID, now, "family_id = ?", p.LoginID); err != nil {
+			return false, err
+		}
+		return changed, s.record(ctx, tx, now, audit.Event{Action: audit.Logout, Result: audit.Success, UserID: u.ID, LoginID: p.LoginID})
 	})
 }
 
@@ -303,15 +577,17 @@ func (s *Service) LogoutAll(ctx context.Context, p *Principal) error {
 		return s.notSupported("logout-all")
 	}
 	now := s.now()
-	return s.locked(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) error {
-		return s.RevokeEverything(ctx, tx, u, now)
+	return s.change(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) (bool, error) {
+		if err := s.revokeEverything(ctx, tx, u, now); err != nil {
+			return false, err
+		}
+		return true, s.record(ctx, tx, now, audit.Event{Action: audit.LogoutAll, Result: audit.Success, UserID: u.ID, LoginID: p.LoginID})
 	})
 }
 
-// RevokeEverything ends every login of the locked user u: the strategy's
-// state where it has any, and all refresh families. Password change and
-// reset call it inside their own transaction.
-func (s *Service) RevokeEverything(ctx context.Context, tx *gorm.DB, u *models.User, now time.Time) error {
+// revokeEverything ends every login of the locked user u: the strategy's
+// state where it has any, and all refresh families.
+func (s *Service) revokeEverything(ctx context.Context, tx *gorm.DB, u *models.User, now time.Time) error {
 	if ar, ok := s.strat.(AllRevoker); ok {
 		if err := ar.RevokeAll(ctx, tx, u, now); err != nil {
 			return err
@@ -332,21 +608,29 @@ func (s *Service) LogoutOthers(ctx context.Context, p *Principal, d DeviceInfo) 
 	}
 	now := s.now()
 	var out *Tokens
-	err := s.locked(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) (err error) {
+	err := s.change(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) (_ bool, err error) {
+		out = nil
+		ev := audit.Event{Action: audit.LogoutOthers, Result: audit.Success, UserID: u.ID, LoginID: p.LoginID}
 		if isDM {
 			if err := dm.RevokeOthers(ctx, tx, u, p.LoginID, now); err != nil {
-				return err
+				return false, err
 			}
-			return revokeFamilies(tx, u.ID, now, "family_id <> ?", p.LoginID)
+			if err := revokeFamilies(tx, u.ID, now, "family_id <> ?", p.LoginID); err != nil {
+				return false, err
+			}
+			return true, s.record(ctx, tx, now, ev)
 		}
 		if d.Name, err = s.deviceName(tx, p, d.Name); err != nil {
-			return err
+			return false, err
 		}
-		if err := s.RevokeEverything(ctx, tx, u, now); err != nil {
-			return err
+		if err := s.revokeEverything(ctx, tx, u, now); err != nil {
+			return false, err
 		}
-		out, err = s.startLogin(ctx, tx, u, d, now)
-		return err
+		if out, _, err = s.startLogin(ctx, tx, u, d, now); err != nil {
+			return false, err
+		}
+		ev.Details = map[string]any{"new_login_id": out.LoginID}
+		return true, s.record(ctx, tx, now, ev)
 	})
 	return out, err
 }
@@ -357,33 +641,93 @@ func (s *Service) LogoutOthers(ctx context.Context, p *Principal, d DeviceInfo) 
 func (s *Service) ChangePassword(ctx context.Context, p *Principal, oldHash, newHash string, d DeviceInfo) (*Tokens, error) {
 	now := s.now()
 	var out *Tokens
-	err := s.locked(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) (err error) {
+	err := s.change(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) (_ bool, err error) {
 		if u.PasswordHash != oldHash {
-			return ErrInvalidCredentials
+			return false, ErrInvalidCredentials
 		}
 		if d.Name, err = s.deviceName(tx, p, d.Name); err != nil {
-			return err
+			return false, err
 		}
-		if err := s.SetPassword(ctx, tx, u, newHash, now); err != nil {
-			return err
+		if err := s.setPassword(ctx, tx, u, newHash, now); err != nil {
+			return false, err
 		}
-		out, err = s.startLogin(ctx, tx, u, d, now)
-		return err
+		if out, _, err = s.startLogin(ctx, tx, u, d, now); err != nil {
+			return false, err
+		}
+		return true, s.record(ctx, tx, now, audit.Event{Action: audit.PasswordChanged, Result: audit.Success, UserID: u.ID, LoginID: out.LoginID})
 	})
 	return out, err
 }
 
-// SetPassword stores a new password hash for the locked user u and ends
+// ResetPassword spends a password-reset token and sets the new password
+// hash in one transaction (the token is spent only if the password is
+// set), ending every login of the account.
+func (s *Service) ResetPassword(ctx context.Context, token, newHash string) error {
+	if token == "" || len(token) > 128 {
+		return ErrInvalidResetToken
+	}
+	var row models.ResetToken
+	err := s.db.WithContext(ctx).Take(&row, "token_hash = ?", HashSecret(token)).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return ErrInvalidResetToken
+	case err != nil:
+		return models.Unavailable("load reset token", err)
+	}
+	now := s.now().UTC()
+	return s.change(ctx, row.UserID, ErrInvalidResetToken, func(tx *gorm.DB, u *models.User) (bool, error) {
+		// One conditional write spends the token: of two concurrent
+		// confirmations only one finds it unused.
+		res := tx.Model(&models.ResetToken{}).
+			Where("id = ? AND used_at IS NULL AND expires_at > ?", row.ID, now).
+			Update("used_at", now)
+		if res.Error != nil {
+			return false, models.Unavailable("use reset token", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return false, ErrInvalidResetToken
+		}
+		// The user's other outstanding reset tokens die with this one.
+		err := tx.Model(&models.ResetToken{}).Where("user_id = ? AND used_at IS NULL", u.ID).Update("used_at", now).Error
+		if err != nil {
+			return false, models.Unavailable("use reset tokens", err)
+		}
+		if err := s.setPassword(ctx, tx, u, newHash, now); err != nil {
+			return false, err
+		}
+		return true, s.record(ctx, tx, now, audit.Event{Action: audit.PasswordResetCompleted, Result: audit.Success, UserID: u.ID})
+	})
+}
+
+// setPassword stores a new password hash for the locked user u and ends
 // every login. The new hash alone already changes the signing key; ending
 // the strategy's state and the refresh families makes that hold for every
 // strategy and keeps the device list honest.
-func (s *Service) SetPassword(ctx context.Context, tx *gorm.DB, u *models.User, newHash string, now time.Time) error {
+func (s *Service) setPassword(ctx context.Context, tx *gorm.DB, u *models.User, newHash string, now time.Time) error {
 	u.PasswordHash = newHash
 	u.UpdatedAt = now
 	if err := saveUser(tx, u, "password_hash", "updated_at"); err != nil {
 		return err
 	}
-	return s.RevokeEverything(ctx, tx, u, now)
+	return s.revokeEverything(ctx, tx, u, now)
+}
+
+// DeleteAccount deletes the caller's account and everything of it, if its
+// password hash is still passwordHash (the caller checked the password
+// against it).
+func (s *Service) DeleteAccount(ctx context.Context, uid uint64, passwordHash string) error {
+	now := s.now()
+	return s.change(ctx, uid, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) (bool, error) {
+		if u.PasswordHash != passwordHash {
+			return false, ErrInvalidCredentials
+		}
+		if err := models.DeleteUser(tx, u.ID); err != nil {
+			return false, err
+		}
+		// The account's events go with it; this one is kept without
+		// the user id.
+		return true, s.record(ctx, tx, now, audit.Event{Action: audit.AccountDeleted, Result: audit.Success})
+	})
 }
 
 // Devices lists the caller's devices.
@@ -392,9 +736,12 @@ func (s *Service) Devices(ctx context.Context, p *Principal) ([]Device, error) {
 	if !ok {
 		return nil, s.notSupported("listing devices")
 	}
-	u := p.User
-	if u == nil {
-		return nil, ErrTokenInvalid
+	if s.touches != nil {
+		s.touches.flushUser(ctx, p.UserID)
+	}
+	u, err := s.User(ctx, p.UserID)
+	if err != nil {
+		return nil, err
 	}
 	return dm.Devices(ctx, s.db, u, s.now())
 }
@@ -409,11 +756,17 @@ func (s *Service) RevokeDevice(ctx context.Context, p *Principal, id string) err
 		return ErrNotFound
 	}
 	now := s.now()
-	return s.locked(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) error {
+	return s.change(ctx, p.UserID, ErrTokenInvalid, func(tx *gorm.DB, u *models.User) (bool, error) {
 		if err := dm.RevokeDevice(ctx, tx, u, id, now); err != nil {
-			return err
+			return false, err
 		}
-		return revokeFamilies(tx, u.ID, now, "family_id = ?", id)
+		if err := revokeFamilies(tx, u.ID, now, "family_id = ?", id); err != nil {
+			return false, err
+		}
+		return true, s.record(ctx, tx, now, audit.Event{
+			Action: audit.DeviceRevoked, Result: audit.Success, UserID: u.ID, LoginID: p.LoginID,
+			Details: map[string]any{"device_id": id},
+		})
 	})
 }
 
@@ -453,3 +806,6 @@ func revokeRows(tx *gorm.DB, model any, uid uint64, now time.Time, cond string, 
 	}
 	return nil
 }
+
+// Ping reports whether the database answers.
+func (s *Service) Ping(ctx context.Context) error { return models.Ping(ctx, s.db) }

@@ -25,52 +25,31 @@ var (
 	_ DeviceManager = SessionTable{}
 	_ DeviceLimiter = SessionTable{}
 	_ Toucher       = SessionTable{}
+	_ Superseder    = SessionTable{}
 )
 
-func (SessionTable) Name() string         { return "session_table" }
-func (SessionTable) PerUserKey() bool     { return true }
-func (s SessionTable) DeviceLimit() Limit { return s.opt.Limit }
+func (SessionTable) Name() string             { return "session_table" }
+func (SessionTable) PerUserKey() bool         { return true }
+func (s SessionTable) DeviceLimit() Limit     { return s.opt.Limit }
+func (s SessionTable) SupersedesAccess() bool { return s.opt.Supersede }
 
-// sessionJoin is the one row that verification reads: the user and, if it
-// exists, the token's session.
-type sessionJoin struct {
-	models.User
-	SessID         *string
-	SessRevokedAt  *time.Time
-	SessExpiresAt  *time.Time
-	SessLastSeenAt *time.Time
-}
-
-// Load reads the user and the token's session with one query.
-func (SessionTable) Load(ctx context.Context, db *gorm.DB, uid uint64, c *Claims) (*Subject, error) {
-	var row sessionJoin
-	res := db.WithContext(ctx).Table("users").
-		Select("users.*, sessions.id AS sess_id, sessions.revoked_at AS sess_revoked_at, sessions.expires_at AS sess_expires_at, sessions.last_seen_at AS sess_last_seen_at").
-		Joins("LEFT JOIN sessions ON sessions.id = ? AND sessions.user_id = users.id", c.SID).
-		Where("users.id = ?", uid).Limit(1).Scan(&row)
-	if res.Error != nil {
-		return nil, models.Unavailable("load session", res.Error)
+// Snapshot reads the user's live sessions with one query; MaxDevices
+// bounds how many there are.
+func (SessionTable) Snapshot(ctx context.Context, db *gorm.DB, u *models.User, st *State, now time.Time) error {
+	var rows []models.Session
+	err := live(db.WithContext(ctx), u.ID, now).Select("id", "expires_at", "last_seen_at", "refresh_id").Find(&rows).Error
+	if err != nil {
+		return models.Unavailable("load sessions", err)
 	}
-	if res.RowsAffected == 0 {
-		return nil, gorm.ErrRecordNotFound
-	}
-	u := row.User
-	sub := &Subject{User: &u}
-	if row.SessID != nil && row.SessExpiresAt != nil && row.SessLastSeenAt != nil {
-		sub.Session = &models.Session{
-			ID: *row.SessID, UserID: uid, RevokedAt: row.SessRevokedAt,
-			ExpiresAt: *row.SessExpiresAt, LastSeenAt: *row.SessLastSeenAt,
-		}
-	}
-	return sub, nil
-}
-
-func (SessionTable) Check(sub *Subject, c *Claims, now time.Time) error {
-	s := sub.Session
-	if s == nil || s.ID != c.SID || s.RevokedAt != nil || !now.Before(s.ExpiresAt) {
-		return ErrTokenRevoked
+	st.Logins = make(map[string]Login, len(rows))
+	for _, r := range rows {
+		st.Logins[r.ID] = Login{ExpiresAt: r.ExpiresAt, LastSeenAt: r.LastSeenAt, RefreshID: r.RefreshID}
 	}
 	return nil
+}
+
+func (s SessionTable) Check(st *State, c *Claims, now time.Time) error {
+	return checkLogin(st, c, s.opt.Supersede, now)
 }
 
 // live selects the user's sessions that can still be used.
@@ -80,31 +59,30 @@ func live(tx *gorm.DB, uid uint64, now time.Time) *gorm.DB {
 
 func (s SessionTable) Begin(_ context.Context, tx *gorm.DB, u *models.User, c *Claims, d DeviceInfo, now time.Time) ([]string, error) {
 	var evicted []string
-	if lim := s.opt.Limit; lim.Max > 0 {
-		var n int64
-		if err := live(tx, u.ID, now).Count(&n).Error; err != nil {
-			return nil, models.Unavailable("count sessions", err)
-		}
-		if n >= int64(lim.Max) {
-			if !lim.EvictOldest {
-				return nil, ErrDeviceLimit
-			}
-			var ids []string
-			err := live(tx, u.ID, now).Order("last_seen_at, created_at, id").
-				Limit(int(n)-lim.Max+1).Pluck("id", &ids).Error
-			if err != nil {
-				return nil, models.Unavailable("find oldest sessions", err)
-			}
-			if err := tx.Model(&models.Session{}).Where("id IN ?", ids).Update("revoked_at", now).Error; err != nil {
-				return nil, models.Unavailable("evict sessions", err)
-			}
-			evicted = ids
-		}
+	lim := s.opt.limit()
+	var n int64
+	if err := live(tx, u.ID, now).Count(&n).Error; err != nil {
+		return nil, models.Unavailable("count sessions", err)
 	}
-	dev := newDevice(d, now)
+	if n >= int64(lim.Max) {
+		if !lim.EvictOldest {
+			return nil, ErrDeviceLimit
+		}
+		var ids []string
+		err := live(tx, u.ID, now).Order("last_seen_at, created_at, id").
+			Limit(int(n)-lim.Max+1).Pluck("id", &ids).Error
+		if err != nil {
+			return nil, models.Unavailable("find oldest sessions", err)
+		}
+		if err := tx.Model(&models.Session{}).Where("id IN ?", ids).Update("revoked_at", now).Error; err != nil {
+			return nil, models.Unavailable("evict sessions", err)
+		}
+		evicted = ids
+	}
+	dev := newDevice(d, c.RID, now)
 	row := models.Session{
 		ID: c.SID, UserID: u.ID, DeviceName: dev.Name, UserAgent: dev.UserAgent, IP: dev.IP,
-		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.opt.LoginTTL),
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.opt.LoginTTL), RefreshID: c.RID,
 	}
 	if err := tx.Create(&row).Error; err != nil {
 		return nil, models.Unavailable("create session", err)
@@ -118,6 +96,17 @@ func (SessionTable) Resume(_ context.Context, tx *gorm.DB, u *models.User, c *Cl
 		return models.Unavailable("load session", err)
 	}
 	if n == 0 {
+		return ErrTokenRevoked
+	}
+	return nil
+}
+
+func (SessionTable) Supersede(_ context.Context, tx *gorm.DB, u *models.User, loginID, rid string, now time.Time) error {
+	res := live(tx, u.ID, now).Where("id = ?", loginID).Update("refresh_id", rid)
+	if res.Error != nil {
+		return models.Unavailable("supersede session", res.Error)
+	}
+	if res.RowsAffected == 0 {
 		return ErrTokenRevoked
 	}
 	return nil
@@ -160,12 +149,9 @@ func (SessionTable) RevokeOthers(_ context.Context, tx *gorm.DB, u *models.User,
 
 // Touch moves last_seen_at forward with one conditional UPDATE, at most
 // once a minute per session.
-func (SessionTable) Touch(ctx context.Context, db *gorm.DB, sub *Subject, c *Claims, now time.Time) error {
-	if sub.Session == nil || now.Sub(sub.Session.LastSeenAt) < touchEvery {
-		return nil
-	}
+func (SessionTable) Touch(ctx context.Context, db *gorm.DB, uid uint64, loginID string, now time.Time) error {
 	err := db.WithContext(ctx).Model(&models.Session{}).
-		Where("id = ? AND last_seen_at <= ?", c.SID, now.Add(-touchEvery)).
+		Where("id = ? AND user_id = ? AND last_seen_at <= ?", loginID, uid, now.Add(-touchEvery)).
 		Update("last_seen_at", now).Error
 	if err != nil {
 		return models.Unavailable("touch session", err)

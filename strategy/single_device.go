@@ -13,7 +13,9 @@ import (
 // login, and carries it in the token. A token with another value is
 // rejected, so a new login signs out the previous device and logout ends
 // the current one at once.
-type SingleDevice struct{}
+type SingleDevice struct {
+	opt Options
+}
 
 var (
 	_ Strategy      = SingleDevice{}
@@ -21,20 +23,24 @@ var (
 	_ AllRevoker    = SingleDevice{}
 	_ DeviceManager = SingleDevice{}
 	_ Toucher       = SingleDevice{}
+	_ Superseder    = SingleDevice{}
 )
 
-func (SingleDevice) Name() string     { return "single_device" }
-func (SingleDevice) PerUserKey() bool { return true }
+func (SingleDevice) Name() string             { return "single_device" }
+func (SingleDevice) PerUserKey() bool         { return true }
+func (s SingleDevice) SupersedesAccess() bool { return s.opt.Supersede }
 
-func (SingleDevice) Load(ctx context.Context, db *gorm.DB, uid uint64, _ *Claims) (*Subject, error) {
-	return loadUser(ctx, db, uid)
+func (SingleDevice) Snapshot(_ context.Context, _ *gorm.DB, u *models.User, st *State, _ time.Time) error {
+	st.Current = u.State
+	st.Logins = mapLogins(u.Devices)
+	return nil
 }
 
-func (SingleDevice) Check(sub *Subject, c *Claims, _ time.Time) error {
-	if sub.User.State == "" || sub.User.State != c.SID {
+func (s SingleDevice) Check(st *State, c *Claims, now time.Time) error {
+	if st.Current == "" || st.Current != c.SID {
 		return ErrTokenRevoked
 	}
-	return nil
+	return checkLogin(st, c, s.opt.Supersede, now)
 }
 
 // Begin replaces the current login: whatever was signed in is evicted.
@@ -44,7 +50,7 @@ func (SingleDevice) Begin(_ context.Context, tx *gorm.DB, u *models.User, c *Cla
 		evicted = append(evicted, u.State)
 	}
 	u.State = c.SID
-	u.Devices = models.DeviceMap{c.SID: newDevice(d, now)}
+	u.Devices = models.DeviceMap{c.SID: newDevice(d, c.RID, now)}
 	return evicted, saveUser(tx, u, "state", "devices")
 }
 
@@ -53,6 +59,10 @@ func (SingleDevice) Resume(_ context.Context, _ *gorm.DB, u *models.User, c *Cla
 		return ErrTokenRevoked
 	}
 	return nil
+}
+
+func (SingleDevice) Supersede(_ context.Context, tx *gorm.DB, u *models.User, loginID, rid string, _ time.Time) error {
+	return supersedeMap(tx, u, loginID, rid)
 }
 
 func (s SingleDevice) Logout(ctx context.Context, tx *gorm.DB, u *models.User, loginID string, now time.Time) error {
@@ -92,6 +102,6 @@ func (SingleDevice) RevokeOthers(context.Context, *gorm.DB, *models.User, string
 	return nil
 }
 
-func (SingleDevice) Touch(ctx context.Context, db *gorm.DB, sub *Subject, c *Claims, now time.Time) error {
-	return touchMap(ctx, db, sub, c, now)
+func (SingleDevice) Touch(ctx context.Context, db *gorm.DB, uid uint64, loginID string, now time.Time) error {
+	return touchMap(ctx, db, uid, loginID, now)
 }

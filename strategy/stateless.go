@@ -19,12 +19,12 @@ var _ Strategy = Stateless{}
 func (Stateless) Name() string     { return "stateless" }
 func (Stateless) PerUserKey() bool { return false }
 
-// Load reads nothing: that is the point of the baseline.
-func (Stateless) Load(context.Context, *gorm.DB, uint64, *Claims) (*Subject, error) {
-	return &Subject{}, nil
+// Snapshot is never called: that is the point of the baseline.
+func (Stateless) Snapshot(context.Context, *gorm.DB, *models.User, *State, time.Time) error {
+	return nil
 }
 
-func (Stateless) Check(*Subject, *Claims, time.Time) error { return nil }
+func (Stateless) Check(*State, *Claims, time.Time) error { return nil }
 
 func (Stateless) Begin(context.Context, *gorm.DB, *models.User, *Claims, DeviceInfo, time.Time) ([]string, error) {
 	return nil, nil

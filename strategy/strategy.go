@@ -32,6 +32,11 @@ var (
 	ErrNotFound           = errors.New("not found")
 	ErrDeviceLimit        = errors.New("device limit reached")
 	ErrNotSupported       = errors.New("not supported")
+	ErrEmailTaken         = errors.New("email taken")
+	ErrInvalidResetToken  = errors.New("invalid reset token")
+	// ErrBusy refuses work the server bounds (tokens naming users it has
+	// never heard of, beyond a rate): try again.
+	ErrBusy = errors.New("busy")
 )
 
 // NotSupportedError says which strategy cannot do what. It matches
@@ -59,6 +64,9 @@ type Claims struct {
 	// whole seconds, too coarse to order a token against a cutoff set in the
 	// same second.
 	IatMicros int64 `json:"iat_us,omitempty"`
+	// RID names the refresh (or login) that issued the token, for
+	// jwt.refresh_supersedes_access.
+	RID string `json:"rid,omitempty"`
 }
 
 // DeviceInfo describes the client of a login.
@@ -78,11 +86,36 @@ type Device struct {
 	LastSeenAt time.Time
 }
 
-// Subject is what verifying one token has loaded: the user row, and for
-// session_table the session row. User is nil under stateless.
-type Subject struct {
-	User    *models.User
-	Session *models.Session
+// State is what deciding on a token of one user needs, as read from the
+// database: the per-user keys and the strategy's state. It is immutable
+// once built, because the verification cache shares it between requests.
+type State struct {
+	UserID uint64
+	// Revision is users.revision when the state was read.
+	Revision int64
+	// Found is false when the user does not exist.
+	Found bool
+	// keys are the user's signing keys, one per server secret (the
+	// active one first), derived when the state is loaded.
+	keys [][]byte
+	// Current is single_device's login id.
+	Current string
+	// Logins are the live logins of the strategies that track devices:
+	// the device map, or session_table's live sessions.
+	Logins map[string]Login
+	// ValidAfterMicros is valid_date's cutoff.
+	ValidAfterMicros int64
+	// TokenVersion is token_version's counter.
+	TokenVersion int64
+}
+
+// Login is one live login in a State.
+type Login struct {
+	// ExpiresAt is when the login ends on its own (zero: it does not).
+	ExpiresAt  time.Time
+	LastSeenAt time.Time
+	// RefreshID names the latest token generation of the login.
+	RefreshID string
 }
 
 // Strategy is the core every revocation strategy implements.
@@ -91,12 +124,15 @@ type Strategy interface {
 	// PerUserKey reports whether tokens are signed with the key derived from
 	// the user's password hash and key salt (all but stateless).
 	PerUserKey() bool
-	// Load reads what verifying a token of user uid needs, with at most one
-	// query. It returns gorm.ErrRecordNotFound when the user is gone.
-	Load(ctx context.Context, db *gorm.DB, uid uint64, c *Claims) (*Subject, error)
+	// Snapshot fills st with the strategy's state of user u: the columns of
+	// u it checks, and what else it reads (session_table: the user's live
+	// sessions, with one query). Its cost must not grow with anything but
+	// the number of live logins, which MaxDevices bounds.
+	Snapshot(ctx context.Context, db *gorm.DB, u *models.User, st *State, now time.Time) error
 	// Check decides, once the signature is verified, whether the token's
-	// login is still alive. It returns ErrTokenRevoked when it is not.
-	Check(sub *Subject, c *Claims, now time.Time) error
+	// login is still alive. It returns ErrTokenRevoked when it is not. It
+	// reads nothing but st.
+	Check(st *State, c *Claims, now time.Time) error
 	// Begin records a new login c.SID inside the login transaction, with the
 	// user row locked, and fills the strategy's claims. It returns the login
 	// ids it signed out to make room (their refresh families are revoked).
@@ -129,9 +165,22 @@ type DeviceLimiter interface {
 	DeviceLimit() Limit
 }
 
-// Toucher records when a login was last seen, at most once a minute.
+// Toucher records when a login was last seen, at most once a minute, off
+// the request path.
 type Toucher interface {
-	Touch(ctx context.Context, db *gorm.DB, sub *Subject, c *Claims, now time.Time) error
+	Touch(ctx context.Context, db *gorm.DB, uid uint64, loginID string, now time.Time) error
+}
+
+// Superseder issues a new refresh id at every refresh, so that an access
+// token is accepted only if it came from the latest refresh (or the login)
+// of its device: the device-tracking strategies, with
+// jwt.refresh_supersedes_access on.
+type Superseder interface {
+	// SupersedesAccess reports whether the option is on.
+	SupersedesAccess() bool
+	// Supersede stores rid as the latest of login c.SID, inside the refresh
+	// transaction with the user row locked.
+	Supersede(ctx context.Context, tx *gorm.DB, u *models.User, loginID, rid string, now time.Time) error
 }
 
 // Limit is the device limit of multi_device and session_table.
@@ -148,6 +197,24 @@ type Options struct {
 	Limit Limit
 	// LoginTTL is how long a login can live (the refresh family's lifetime).
 	LoginTTL time.Duration
+	// Supersede: see Superseder.
+	Supersede bool
+}
+
+// MaxDevices is the built-in ceiling of live logins per user of the
+// strategies that track devices. With devices.max 0 ("no limit") a login
+// beyond it signs out the least recently seen device, so that a script
+// that logs in on every run can neither overflow the device map's column
+// nor make every verification of the user slower, and its own logins
+// keep working. devices.max may set a lower limit, never a higher one.
+const MaxDevices = 100
+
+// limit is the device limit in force: the configured one, or the ceiling.
+func (o Options) limit() Limit {
+	if o.Limit.Max > 0 {
+		return o.Limit
+	}
+	return Limit{Max: MaxDevices, EvictOldest: true}
 }
 
 // touchEvery is how stale last_seen_at may get before a request updates it.
@@ -161,7 +228,7 @@ var constructors = []struct {
 }{
 	{"stateless", func(Options) Strategy { return Stateless{} }},
 	{"password_key", func(Options) Strategy { return PasswordKey{} }},
-	{"single_device", func(Options) Strategy { return SingleDevice{} }},
+	{"single_device", func(o Options) Strategy { return SingleDevice{opt: o} }},
 	{"multi_device", func(o Options) Strategy { return MultiDevice{opt: o} }},
 	{"valid_date", func(Options) Strategy { return ValidDate{} }},
 	{"token_version", func(Options) Strategy { return TokenVersion{} }},
@@ -197,6 +264,9 @@ type Capabilities struct {
 	DeviceLimit             bool `json:"device_limit"`
 	RevokeOnPasswordChange  bool `json:"revoke_on_password_change"`
 	RevokeOnAccountDeletion bool `json:"revoke_on_account_deletion"`
+	// RefreshSupersedesAccess: a refresh ends the access token it
+	// replaced (jwt.refresh_supersedes_access, device-tracking strategies).
+	RefreshSupersedesAccess bool `json:"refresh_supersedes_access"`
 }
 
 // CapabilitiesOf derives the capabilities from the interfaces s implements.
@@ -214,19 +284,15 @@ func CapabilitiesOf(s Strategy) Capabilities {
 		DeviceLimit:             lim,
 		RevokeOnPasswordChange:  s.PerUserKey(),
 		RevokeOnAccountDeletion: s.PerUserKey(),
+		RefreshSupersedesAccess: supersedes(s),
 	}
 }
 
-// loadUser is the Load of every strategy that needs only the user row.
-func loadUser(ctx context.Context, db *gorm.DB, uid uint64) (*Subject, error) {
-	var u models.User
-	if err := db.WithContext(ctx).Take(&u, "id = ?", uid).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, err
-		}
-		return nil, models.Unavailable("load user", err)
-	}
-	return &Subject{User: &u}, nil
+// supersedes reports whether s ends an access token when its login is
+// refreshed.
+func supersedes(s Strategy) bool {
+	sp, ok := s.(Superseder)
+	return ok && sp.SupersedesAccess()
 }
 
 // saveUser writes the named columns of u.

@@ -22,12 +22,13 @@ var (
 func (TokenVersion) Name() string     { return "token_version" }
 func (TokenVersion) PerUserKey() bool { return true }
 
-func (TokenVersion) Load(ctx context.Context, db *gorm.DB, uid uint64, _ *Claims) (*Subject, error) {
-	return loadUser(ctx, db, uid)
+func (TokenVersion) Snapshot(_ context.Context, _ *gorm.DB, u *models.User, st *State, _ time.Time) error {
+	st.TokenVersion = u.TokenVersion
+	return nil
 }
 
-func (TokenVersion) Check(sub *Subject, c *Claims, _ time.Time) error {
-	if c.Ver == nil || *c.Ver != sub.User.TokenVersion {
+func (TokenVersion) Check(st *State, c *Claims, _ time.Time) error {
+	if c.Ver == nil || *c.Ver != st.TokenVersion {
 		return ErrTokenRevoked
 	}
 	return nil

@@ -28,12 +28,13 @@ var (
 func (ValidDate) Name() string     { return "valid_date" }
 func (ValidDate) PerUserKey() bool { return true }
 
-func (ValidDate) Load(ctx context.Context, db *gorm.DB, uid uint64, _ *Claims) (*Subject, error) {
-	return loadUser(ctx, db, uid)
+func (ValidDate) Snapshot(_ context.Context, _ *gorm.DB, u *models.User, st *State, _ time.Time) error {
+	st.ValidAfterMicros = u.ValidAfterMicros
+	return nil
 }
 
-func (ValidDate) Check(sub *Subject, c *Claims, _ time.Time) error {
-	if c.IatMicros <= 0 || c.IatMicros < sub.User.ValidAfterMicros {
+func (ValidDate) Check(st *State, c *Claims, _ time.Time) error {
+	if c.IatMicros <= 0 || c.IatMicros < st.ValidAfterMicros {
 		return ErrTokenRevoked
 	}
 	return nil

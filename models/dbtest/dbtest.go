@@ -38,7 +38,7 @@ func Drivers() []string {
 func Open(tb testing.TB, driver string) *gorm.DB {
 	tb.Helper()
 	driver, dsn := DSN(tb, driver)
-	db, err := models.Open(driver, dsn)
+	db, err := models.Open(driver, dsn, models.Options{})
 	if err != nil {
 		tb.Fatalf("open %s: %v", driver, err)
 	}
@@ -81,7 +81,7 @@ func createMySQL(tb testing.TB, base string) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := "authtest_" + hex.EncodeToString(b)
-	admin, err := models.Open("mysql", base)
+	admin, err := models.Open("mysql", base, models.Options{})
 	if err != nil {
 		tb.Fatalf("connect to MySQL: %v", err)
 	}

@@ -1,0 +1,341 @@
+// Package authserver assembles the auth server: the database and its
+// migrations, the verification cache and what keeps it exact (the outbox
+// feed and, when configured, Redis), the token service of the configured
+// strategy, and the HTTP API. It is the one place where a server is put
+// together: the serve, compare and demo commands, the tests and
+// applications that embed the server all build it through New.
+//
+// An application that embeds the server passes its own *gorm.DB (or
+// *sql.DB); the server opens its own GORM handle on that connection pool,
+// with database.table_prefix in front of its table names, so the
+// application's tables and GORM settings are left alone, and it never
+// closes the pool.
+//
+//	srv, err := authserver.New(ctx, authserver.Options{Config: cfg, DB: appDB})
+//	go srv.Run(ctx)
+//	srv.Mount(router.Group("/api/v1"))              // register, login, verify, ...
+//	router.GET("/orders", srv.Middleware(), orders) // authserver.UserID(c) inside
+package authserver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+
+	"github.com/revocable/authserver/cache"
+	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/models"
+	"github.com/revocable/authserver/routes"
+	"github.com/revocable/authserver/strategy"
+)
+
+// Options are what a server is built from. Only Config is required.
+type Options struct {
+	Config *config.Config
+	// DB is an application's database to share. When nil (and SQLDB too),
+	// the server opens database.driver / database.dsn itself.
+	DB *gorm.DB
+	// SQLDB is an application's connection pool to share, of the driver
+	// database.driver names.
+	SQLDB *sql.DB
+	// Secret and PreviousSecrets override the configured server secrets
+	// (tests, the demo).
+	Secret          []byte
+	PreviousSecrets [][]byte
+	// Log receives the server's logs; nil builds one from log.format and
+	// log.level on standard error.
+	Log *slog.Logger
+	// Mailer delivers password-reset tokens; nil logs them (development).
+	Mailer routes.Mailer
+	// Now is the clock of tokens and sessions; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is one assembled server. Run its background work with Run.
+type Server struct {
+	cfg     *config.Config
+	db      *gorm.DB
+	ownsDB  bool
+	log     *slog.Logger
+	tokens  *strategy.Service
+	cache   *cache.Cache[*strategy.State]
+	feed    *cache.Feed
+	redis   *redis.Client
+	api     *routes.API
+	handler http.Handler
+
+	closeOnce sync.Once
+}
+
+// New builds a server. The database is migrated; nothing runs in the
+// background until Run.
+func New(ctx context.Context, o Options) (*Server, error) {
+	cfg := o.Config
+	if cfg == nil {
+		return nil, errors.New("authserver: no configuration")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := o.Log
+	if log == nil {
+		var err error
+		if log, err = NewLogger(cfg, nil); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = s.Close()
+		}
+	}()
+	if err := s.openDB(ctx, o); err != nil {
+		return nil, err
+	}
+	secret, previous := o.Secret, o.PreviousSecrets
+	if secret == nil {
+		var err error
+		if secret, previous, err = cfg.Secrets(log); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Redis.URL != "" {
+		ro, err := redis.ParseURL(cfg.Redis.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis.url: %w", err)
+		}
+		s.redis = redis.NewClient(ro)
+	}
+	sc := cfg.ServiceConfig(secret, previous...)
+	sc.Now, sc.Log = o.Now, log
+	if cfg.Cache.Enabled {
+		s.cache = cache.New[*strategy.State](cache.Options{MaxEntries: cfg.Cache.MaxEntries, MaxStaleness: cfg.Cache.MaxStaleness})
+		s.feed = cache.NewFeed(s.db, s.cache, cache.FeedOptions{
+			MaxStaleness: cfg.Cache.MaxStaleness, Redis: s.redis, Channel: cfg.Redis.Prefix + "invalidations", Log: log,
+		})
+		sc.Cache, sc.Announce = s.cache, s.feed.Publish
+	} else if s.redis != nil {
+		// No cache here, but other instances may have one.
+		s.feed = cache.NewFeed(s.db, nopTarget{}, cache.FeedOptions{MaxStaleness: cfg.Cache.MaxStaleness, Redis: s.redis, Channel: cfg.Redis.Prefix + "invalidations", Log: log})
+		sc.Announce = s.feed.Publish
+	}
+	var err error
+	if s.tokens, err = strategy.New(s.db, cfg.Strategy, sc); err != nil {
+		return nil, err
+	}
+	if s.api, err = routes.New(routes.Deps{Config: cfg, Tokens: s.tokens, Log: log, Mailer: o.Mailer, Ready: s.Ready, Now: o.Now}); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *Server) openDB(ctx context.Context, o Options) error {
+	mo := models.Options{TablePrefix: s.cfg.Database.TablePrefix}
+	var err error
+	switch {
+	case o.DB != nil:
+		sqlDB, derr := o.DB.DB()
+		if derr != nil {
+			return fmt.Errorf("the application's database: %w", derr)
+		}
+		s.db, err = models.OpenConn(models.Driver(o.DB), sqlDB, mo)
+	case o.SQLDB != nil:
+		s.db, err = models.OpenConn(s.cfg.Database.Driver, o.SQLDB, mo)
+	default:
+		s.db, err = models.Open(s.cfg.Database.Driver, s.cfg.Database.DSN, mo)
+		s.ownsDB = err == nil
+	}
+	if err != nil {
+		return err
+	}
+	return models.Migrate(ctx, s.db)
+}
+
+// Handler is the standalone HTTP handler: the API under /api/v1 and the
+// health checks.
+func (s *Server) Handler() http.Handler {
+	if s.handler == nil {
+		h, err := s.api.Handler()
+		if err != nil {
+			// The trusted proxies were validated by New.
+			panic(err)
+		}
+		s.handler = h
+	}
+	return s.handler
+}
+
+// Mount registers the API on an application's router or group; the paths
+// are relative to it: r.Group("/api/v1") gives the standard ones.
+func (s *Server) Mount(r gin.IRouter) { s.api.Mount(r) }
+
+// Middleware protects an application's own routes: it verifies the
+// Bearer token under the running strategy (through the cache, like the
+// API) and makes the caller available to UserID, LoginID and Caller, or
+// answers 401 (503 when the state cannot be read: it fails closed).
+func (s *Server) Middleware() gin.HandlerFunc { return s.api.Authenticate() }
+
+// UserID is the verified caller's user id, in a handler behind Middleware.
+func UserID(c *gin.Context) (uint64, bool) {
+	p, ok := routes.Caller(c)
+	if !ok {
+		return 0, false
+	}
+	return p.UserID, true
+}
+
+// LoginID is the verified caller's login (device, session) id.
+func LoginID(c *gin.Context) (string, bool) {
+	p, ok := routes.Caller(c)
+	if !ok {
+		return "", false
+	}
+	return p.LoginID, true
+}
+
+// Caller is the verified caller, from a request context that went through
+// Middleware (for code that sees only the context).
+func Caller(ctx context.Context) (*strategy.Principal, bool) { return routes.CallerFrom(ctx) }
+
+// Tokens is the token service.
+func (s *Server) Tokens() *strategy.Service { return s.tokens }
+
+// DB is the server's own database handle.
+func (s *Server) DB() *gorm.DB { return s.db }
+
+// Config is the server's configuration.
+func (s *Server) Config() *config.Config { return s.cfg }
+
+// CacheStats are the verification cache's counters (zero without cache).
+func (s *Server) CacheStats() cache.Stats {
+	if s.cache == nil {
+		return cache.Stats{}
+	}
+	return s.cache.Stats()
+}
+
+// FeedHealth is the state of the invalidation feed (zero without one).
+func (s *Server) FeedHealth() cache.Health {
+	if s.feed == nil {
+		return cache.Health{}
+	}
+	return s.feed.Health()
+}
+
+// PollOutbox reads the invalidation outbox once, now (tests, and a server
+// about to answer its first request).
+func (s *Server) PollOutbox(ctx context.Context) error {
+	if s.feed == nil {
+		return nil
+	}
+	return s.feed.Poll(ctx)
+}
+
+// Run does the server's background work until ctx ends: the invalidation
+// feed, the last-seen writer and the periodic prune.
+func (s *Server) Run(ctx context.Context) {
+	ctx = models.Background(ctx)
+	var wg sync.WaitGroup
+	if s.feed != nil {
+		wg.Go(func() { s.feed.Run(ctx) })
+	}
+	wg.Go(func() { s.tokens.RunTouches(ctx) })
+	wg.Go(func() { s.prune(ctx) })
+	wg.Wait()
+}
+
+// prune deletes expired and revoked rows every database.prune_interval.
+func (s *Server) prune(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Database.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.tokens.Prune(ctx)
+			if err != nil {
+				s.log.Warn("prune failed", "err", err)
+				continue
+			}
+			if n > 0 {
+				s.log.Info("pruned expired and revoked rows", "rows", n)
+			}
+		}
+	}
+}
+
+// Ready reports what the server depends on, by name: the database, Redis
+// when configured, and the verification cache. The server is ready when
+// the database answers; Redis being down slows propagation between
+// instances (the outbox still bounds it) and is reported, not fatal.
+func (s *Server) Ready(ctx context.Context) routes.Readiness {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	r := routes.Readiness{Ready: true, Components: map[string]any{}}
+	if err := models.Ping(ctx, s.db); err != nil {
+		r.Ready = false
+		r.Components["database"] = "down"
+	} else {
+		r.Components["database"] = "up"
+	}
+	if s.redis != nil {
+		if err := s.redis.Ping(ctx).Err(); err != nil {
+			r.Components["redis"] = "down"
+		} else {
+			r.Components["redis"] = "up"
+		}
+	}
+	if s.cache != nil {
+		st := s.cache.Stats()
+		c := map[string]any{"trusted": st.Trusted, "entries": st.Entries}
+		if h := s.feed.Health(); !h.LastRead.IsZero() {
+			c["outbox_read_age_ms"] = time.Since(h.LastRead).Milliseconds()
+		}
+		if h := s.feed.Health(); h.Redis != nil {
+			c["redis_subscription"] = map[bool]string{true: "up", false: "down"}[h.Redis.Up]
+		}
+		r.Components["cache"] = c
+	} else {
+		r.Components["cache"] = "disabled"
+	}
+	return r
+}
+
+// Close releases what New opened: the database when the server opened it
+// (never an application's), and the Redis client. Stop Run first.
+func (s *Server) Close() error {
+	var errs []error
+	s.closeOnce.Do(func() {
+		if s.redis != nil {
+			errs = append(errs, s.redis.Close())
+		}
+		if s.ownsDB && s.db != nil {
+			if sqlDB, err := s.db.DB(); err == nil {
+				errs = append(errs, sqlDB.Close())
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// nopTarget is the feed's target on an instance without a cache: it only
+// publishes.
+type nopTarget struct{}
+
+func (nopTarget) Invalidate(uint64, int64) {}
+func (nopTarget) Flush()                   {}
+func (nopTarget) Confirm(time.Time)        {}
+func (nopTarget) SeeUser(uint64)           {}
