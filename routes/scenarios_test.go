@@ -237,7 +237,6 @@ func TestScenarioTableIsComplete(t *testing.T) {
 	}
 }
 
-//
 // Each scenario runs twice: on one instance (every request to one server,
 // through its verification cache), and with every verification sent to a
 // second instance on the same database, with a cache of its own, that

@@ -36,7 +36,7 @@ type touchKey struct {
 const (
 	maxPendingTouches = 10000
 	// maxRecentTouches bounds recent; beyond it, it is cleared.
-	maxRecentTouches = 100000
+	maxRecentTouches  = 100000
 	flushTouchesEvery = time.Second
 )
 
