@@ -300,12 +300,18 @@ func (s *Server) Ready(ctx context.Context) routes.Readiness {
 	}
 	if s.cache != nil {
 		st := s.cache.Stats()
-		c := map[string]any{"trusted": st.Trusted, "entries": st.Entries}
-		if h := s.feed.Health(); !h.LastRead.IsZero() {
+		h := s.feed.Health()
+		c := map[string]any{
+			"trusted": st.Trusted, "entries": st.Entries,
+			"hits": st.Hits, "misses": st.Misses, "bypasses": st.Bypasses, "refused_fills": st.Refused,
+			"outbox_reads": h.Reads, "outbox_read_failures": h.Failures,
+		}
+		if !h.LastRead.IsZero() {
 			c["outbox_read_age_ms"] = time.Since(h.LastRead).Milliseconds()
 		}
-		if h := s.feed.Health(); h.Redis != nil {
+		if h.Redis != nil {
 			c["redis_subscription"] = map[bool]string{true: "up", false: "down"}[h.Redis.Up]
+			c["redis_received"], c["redis_published"] = h.Redis.Received, h.Redis.Published
 		}
 		r.Components["cache"] = c
 	} else {

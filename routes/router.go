@@ -150,10 +150,10 @@ func (s *server) routes(g *gin.RouterGroup) {
 	api.POST("/auth/password-reset", s.handle(s.resetRequest))
 	api.POST("/auth/password-reset/confirm", s.handle(s.resetConfirm))
 
-	authed := api.Group("", s.authenticate())
 	for _, m := range forwardAuthMethods {
-		authed.Handle(m, "/auth/verify", s.verify)
+		api.Handle(m, "/auth/verify", s.verify)
 	}
+	authed := api.Group("", s.authenticate())
 	authed.POST("/auth/logout", s.handle(s.logout))
 	authed.POST("/auth/logout-all", s.handle(s.logoutAll))
 	authed.POST("/auth/logout-others", s.handle(s.logoutOthers))

@@ -28,7 +28,9 @@ func serve(ctx context.Context, configPath string) error {
 	if err != nil {
 		return err
 	}
-	log, err := authserver.NewLogger(cfg, os.Stderr)
+	lw := authserver.NewLogWriter(os.Stderr)
+	defer lw.Close()
+	log, err := authserver.NewLogger(cfg, lw)
 	if err != nil {
 		return err
 	}
