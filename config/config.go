@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,6 +213,13 @@ func defaults() map[string]any {
 		"cors.allowed_origins":           []string{},
 		"demo.enabled":                   false,
 	}
+}
+
+// Keys lists every setting's key, sorted.
+func Keys() []string {
+	keys := slices.Collect(maps.Keys(defaults()))
+	slices.Sort(keys)
+	return keys
 }
 
 // Defaults is the built-in configuration alone, with no file and no

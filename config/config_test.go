@@ -441,3 +441,33 @@ func TestSecretRotation(t *testing.T) {
 		t.Fatalf("after an emergency rotation: %d previous secrets, active unchanged %v", len(previous), bytes.Equal(a, active))
 	}
 }
+
+// TestShippedConfigFile: the repository's config.yaml lists every setting
+// with its built-in default, so that the file documents what the server
+// does without it.
+func TestShippedConfigFile(t *testing.T) {
+	cfgCleanEnv(t)
+	c, err := config.Load(filepath.Join("..", "config.yaml"))
+	if err != nil {
+		t.Fatalf("Load(config.yaml): %v", err)
+	}
+	if got, want := cfgNormalize(c), cfgNormalize(config.Defaults()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("config.yaml differs from the built-in defaults:\n file %+v\n want %+v", got, want)
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range config.Keys() {
+		section, name, nested := strings.Cut(key, ".")
+		if !nested {
+			name, section = section, ""
+		}
+		if section != "" && !strings.Contains(string(raw), "\n"+section+":\n") {
+			t.Errorf("config.yaml has no section %s", section)
+		}
+		if !strings.Contains(string(raw), name+":") {
+			t.Errorf("config.yaml does not list %s", key)
+		}
+	}
+}
