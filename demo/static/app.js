@@ -90,6 +90,9 @@ const WHY = {
     token_version: "New hash, new signing key: every token fails its signature → token_invalid, and the counter went up.",
     session_table: "New hash, new signing key: every token fails its signature → token_invalid, and every session row was revoked.",
   },
+  expired: {
+    default: "exp has passed: every strategy rejects the token (token_expired), stateless too; that is all a plain JWT can do. “Refresh tokens” works where the login was not ended.",
+  },
   delete: {
     stateless: "The user row is gone, yet the tokens still pass /auth/verify until exp: it looks at nothing but the token.",
     default: "No user row, no signing key: every token → token_invalid.",
@@ -280,7 +283,7 @@ async function loadStore(t, actor) {
   const candidates = [actor, ...app.devices].filter(Boolean);
   const dev = candidates.find((d) => d.sessions[t.name] && d.sessions[t.name].status.kind === "ok");
   if (!dev) {
-    app.store[t.name] = { note: "No device holds a token this server accepts, and the endpoint shows only the caller’s own account. Sign in a device to look." };
+    app.store[t.name] = { note: "No device holds a token this server accepts, and the endpoint shows only the caller’s own account: sign in or refresh a device to look." };
     return;
   }
   const r = await call(t, "GET", "/demo/state", { token: dev.sessions[t.name].access, device: dev, probe: true });
@@ -348,7 +351,7 @@ async function runAction(title, sub, action, fn, opts = {}) {
       const r = results ? results[t.name] : undefined;
       rows[t.name] = { answer: answerOf(r), why: whyOf(action, t.name, r, opts) };
     }
-    app.last = { title, sub: opts.call ? `${sub} · ${opts.call}` : sub, rows };
+    app.last = { action, title, sub: opts.call ? `${sub} · ${opts.call}` : sub, rows };
     app.did.add(action);
     render();
     announce(title);
@@ -631,13 +634,20 @@ function deleteAccount(dev) {
   });
 }
 
-async function recheck() {
+// recheck looks at every token again. After an expiry it explains that
+// instead of the last action.
+async function recheck(expired = false) {
   if (app.busy) return;
   setBusy(true);
   try {
     await probeAll();
+    if (expired) {
+      const rows = {};
+      for (const t of app.targets) rows[t.name] = { answer: { text: "—", kind: "none" }, why: WHY.expired.default };
+      app.last = { action: "expired", title: "Tokens expired", sub: "exp reached, nothing was called", rows };
+    }
     render();
-    announce("Re-check");
+    announce(expired ? "Tokens expired; re-check" : "Re-check");
   } finally {
     setBusy(false);
   }
@@ -662,6 +672,7 @@ function nextHint() {
   if (app.devices.length === 0) return "Sign in a device (step 1).";
   if (app.devices.length === 1) return "Sign in a second device, and watch the single_device column.";
   const [a, b] = app.devices;
+  if (app.last && app.last.action === "expired") return `The tokens expired. Press “Refresh tokens” on ${b.name}, then on ${a.name}: which refreshes work?`;
   if (!app.did.has("logout")) return `Press “Log out” on ${a.name}: which strategies still accept its token?`;
   if (!app.did.has("change_password") && !app.did.has("reset_password")) return `Now press “Change password” on ${b.name}: which old tokens survive?`;
   if (!app.did.has("logout_all")) return "Try “Sign in again” and “Log out everywhere”, “Revoke” or “Delete account”, or let the countdown reach zero.";
@@ -915,6 +926,8 @@ function tick() {
   for (const node of document.querySelectorAll("progress[data-exp]")) {
     node.value = Math.max(0, Number(node.dataset.exp) - now);
   }
+  // A token that expired during an action is noticed at the next tick.
+  if (app.busy) return;
   let expired = false;
   for (const dev of app.devices) {
     for (const s of Object.values(dev.sessions)) {
@@ -925,7 +938,7 @@ function tick() {
       }
     }
   }
-  if (expired && !app.busy) recheck();
+  if (expired) recheck(true);
 }
 
 function renderStore() {
@@ -1117,7 +1130,7 @@ async function start() {
   $("account-form").addEventListener("submit", createAccount);
   $("signin-form").addEventListener("submit", signIn);
   $("password-form").addEventListener("submit", resetPassword);
-  $("recheck").addEventListener("click", recheck);
+  $("recheck").addEventListener("click", () => recheck());
   $("show-probes").addEventListener("change", () => withFocus(renderLog));
   $("clear-log").addEventListener("click", () => {
     app.log = [];
