@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/demo"
 	"github.com/revocable/authserver/strategy"
 )
 
@@ -109,6 +110,15 @@ func (a *API) Handler() (*gin.Engine, error) {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.handle(s.readyz))
 	s.routes(r.Group("/api/v1"))
+	if s.cfg.Demo.Enabled {
+		page, err := demo.Handler([]demo.Target{{Name: s.tokens.Name(), API: "/api/v1"}})
+		if err != nil {
+			return nil, err
+		}
+		h := gin.WrapH(http.StripPrefix("/demo", page))
+		r.GET("/demo/*file", h)
+		r.HEAD("/demo/*file", h)
+	}
 	return r, nil
 }
 
@@ -162,6 +172,20 @@ func (s *server) routes(g *gin.RouterGroup) {
 	authed.DELETE("/me", s.handle(s.deleteMe))
 	authed.GET("/sessions", s.handle(s.listSessions))
 	authed.DELETE("/sessions/:id", s.handle(s.revokeSession))
+	if s.cfg.Demo.Enabled {
+		authed.GET("/demo/state", s.handle(s.demoState))
+	}
+}
+
+// demoState answers, in demo mode only, what the running strategy stores
+// about the caller's own account (demo.LoadState).
+func (s *server) demoState(c *gin.Context) error {
+	st, err := demo.LoadState(c.Request.Context(), s.db, s.tokens.Name(), principal(c).UserID)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, st)
+	return nil
 }
 
 // forwardAuthMethods are the methods GET /api/v1/auth/verify answers alike:

@@ -38,5 +38,6 @@ func rootCmd() *cobra.Command {
 		},
 	})
 	root.AddCommand(compareCmd())
+	root.AddCommand(demoCmd())
 	return root
 }
