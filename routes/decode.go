@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 )
@@ -75,7 +77,9 @@ func jsonProblem(err error) string {
 }
 
 // checkDuplicates rejects a top-level object that names a field twice:
-// encoding/json would silently keep the last one.
+// encoding/json would silently keep the last one. Twice includes two
+// spellings that differ in case ("email", "EMAIL", "paſſword" for
+// "password"), because encoding/json matches names to fields that way.
 func checkDuplicates(body []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
@@ -92,14 +96,27 @@ func checkDuplicates(body []byte) error {
 			return invalidRequest("the request body is not valid JSON")
 		}
 		key, _ := tok.(string)
-		if seen[key] {
+		if seen[foldKey(key)] {
 			return invalidRequest(fmt.Sprintf("field %q appears more than once", key))
 		}
-		seen[key] = true
+		seen[foldKey(key)] = true
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
 			return invalidRequest("the request body is not valid JSON")
 		}
 	}
 	return nil
+}
+
+// foldKey maps a key to one spelling shared by every key that
+// bytes.EqualFold, and so encoding/json's field matching, holds equal to
+// it: each rune becomes the smallest rune of its case-folding orbit.
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		return m
+	}, k)
 }
