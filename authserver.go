@@ -31,9 +31,12 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"github.com/revocable/authserver/bruteforce"
 	"github.com/revocable/authserver/cache"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/models"
+	"github.com/revocable/authserver/passhash"
+	"github.com/revocable/authserver/ratelimit"
 	"github.com/revocable/authserver/routes"
 	"github.com/revocable/authserver/strategy"
 )
@@ -72,6 +75,9 @@ type Server struct {
 	redis   *redis.Client
 	api     *routes.API
 	handler http.Handler
+	// throttles is the brute-force throttle's store, pruned with the rest.
+	throttles *bruteforce.DBStore
+	throttle  *bruteforce.Throttle
 
 	closeOnce sync.Once
 }
@@ -115,6 +121,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis.url: %w", err)
 		}
+		// A dead Redis must cost a request milliseconds (the limiter
+		// falls back to memory, the feed to the outbox), not go-redis's
+		// default seconds of dialing and retrying.
+		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+		ro.MaxRetries, ro.DialerRetries = -1, 1
 		s.redis = redis.NewClient(ro)
 	}
 	sc := cfg.ServiceConfig(secret, previous...)
@@ -134,12 +145,57 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.tokens, err = strategy.New(s.db, cfg.Strategy, sc); err != nil {
 		return nil, err
 	}
-	if s.api, err = routes.New(routes.Deps{Config: cfg, Tokens: s.tokens, Log: log, Mailer: o.Mailer, Ready: s.Ready, Now: o.Now}); err != nil {
+	deps := routes.Deps{Config: cfg, Tokens: s.tokens, Log: log, Mailer: o.Mailer, Ready: s.Ready, Now: o.Now}
+	if err := s.abuseControls(&deps, secret, o.Now); err != nil {
+		return nil, err
+	}
+	if s.api, err = routes.New(deps); err != nil {
 		return nil, err
 	}
 	ok = true
 	return s, nil
 }
+
+// abuseControls builds the rate limiter (in Redis when configured, with
+// memory as the fallback), the brute-force throttle (in the database, so
+// that it adds no way to fail to logins, which need the database anyway)
+// and the bounded password hasher. What they store is keyed with keys
+// derived from the server secret: no IP or email in clear.
+func (s *Server) abuseControls(d *routes.Deps, secret []byte, now func() time.Time) error {
+	cfg := s.cfg
+	rules, err := cfg.RateLimitRules()
+	if err != nil {
+		return err
+	}
+	rlKey, err := strategy.DeriveKey(secret, "ratelimit")
+	if err != nil {
+		return err
+	}
+	if d.Limits, err = ratelimit.New(rules, ratelimit.Options{
+		Redis: s.redis, Log: s.log, Prefix: cfg.Redis.Prefix + "rl:", KeySecret: rlKey, Now: now,
+	}); err != nil {
+		return err
+	}
+	bfKey, err := strategy.DeriveKey(secret, "bruteforce")
+	if err != nil {
+		return err
+	}
+	s.throttles = bruteforce.NewDBStore(s.db)
+	if d.Throttle, err = bruteforce.New(s.throttles, bruteforce.Options{Policy: cfg.BruteForcePolicy(), KeySecret: bfKey, Now: now}); err != nil {
+		return err
+	}
+	s.throttle = d.Throttle
+	d.Hasher, err = passhash.New(passhash.Config{
+		Cost: cfg.Password.BcryptCost, MaxConcurrent: cfg.Password.MaxConcurrentHashes, QueueTimeout: cfg.Password.HashQueueTimeout,
+	})
+	return err
+}
+
+// Throttle is the brute-force throttle (the admin CLI unlocks through it).
+func (s *Server) Throttle() *bruteforce.Throttle { return s.throttle }
+
+// WaitResets waits until queued password-reset mails are sent.
+func (s *Server) WaitResets(ctx context.Context) error { return s.api.WaitResets(ctx) }
 
 func (s *Server) openDB(ctx context.Context, o Options) error {
 	mo := models.Options{TablePrefix: s.cfg.Database.TablePrefix}
@@ -266,6 +322,11 @@ func (s *Server) prune(ctx context.Context) {
 			return
 		case <-t.C:
 			n, err := s.tokens.Prune(ctx)
+			if err == nil && s.throttles != nil {
+				var m int64
+				m, err = s.throttles.Prune(ctx, time.Now(), s.cfg.BruteForcePolicy())
+				n += m
+			}
 			if err != nil {
 				s.log.Warn("prune failed", "err", err)
 				continue
@@ -325,6 +386,11 @@ func (s *Server) Ready(ctx context.Context) routes.Readiness {
 func (s *Server) Close() error {
 	var errs []error
 	s.closeOnce.Do(func() {
+		if s.api != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			errs = append(errs, s.api.Close(ctx))
+			cancel()
+		}
 		if s.redis != nil {
 			errs = append(errs, s.redis.Close())
 		}

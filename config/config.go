@@ -19,7 +19,9 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/revocable/authserver/bruteforce"
 	"github.com/revocable/authserver/models"
+	"github.com/revocable/authserver/ratelimit"
 	"github.com/revocable/authserver/strategy"
 )
 
@@ -365,8 +367,11 @@ func (c *Config) Validate() error {
 	if c.BruteForce.MaxFailures < 0 {
 		return fmt.Errorf("bruteforce.max_failures must be 0 (off) or more, got %d", c.BruteForce.MaxFailures)
 	}
-	if c.BruteForce.MaxFailures > 0 && (c.BruteForce.BaseDelay <= 0 || c.BruteForce.MaxDelay < c.BruteForce.BaseDelay) {
-		return fmt.Errorf("bruteforce.base_delay must be positive and bruteforce.max_delay at least as long, got %s and %s", c.BruteForce.BaseDelay, c.BruteForce.MaxDelay)
+	if err := c.BruteForcePolicy().Validate(); err != nil {
+		return err
+	}
+	if _, err := c.RateLimitRules(); err != nil {
+		return err
 	}
 	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
 		return fmt.Errorf("log.format must be text or json, got %q", c.Log.Format)
@@ -386,6 +391,28 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// RateLimitRules are the ratelimit.* rules by name (login_per_ip, ...).
+func (c *Config) RateLimitRules() (map[string]ratelimit.Rule, error) {
+	out := map[string]ratelimit.Rule{}
+	for name, v := range map[string]string{
+		"login_per_ip": c.RateLimit.LoginPerIP, "register_per_ip": c.RateLimit.RegisterPerIP,
+		"reset_per_ip": c.RateLimit.ResetPerIP, "reset_per_account": c.RateLimit.ResetPerAccount,
+		"refresh_per_ip": c.RateLimit.RefreshPerIP, "verify_per_ip": c.RateLimit.VerifyPerIP,
+	} {
+		r, err := ratelimit.ParseRule(v)
+		if err != nil {
+			return nil, fmt.Errorf("ratelimit.%s: %w", name, err)
+		}
+		out[name] = r
+	}
+	return out, nil
+}
+
+// BruteForcePolicy is the bruteforce.* settings.
+func (c *Config) BruteForcePolicy() bruteforce.Policy {
+	return bruteforce.Policy{MaxFailures: c.BruteForce.MaxFailures, BaseDelay: c.BruteForce.BaseDelay, MaxDelay: c.BruteForce.MaxDelay}
 }
 
 // LogLevel is log.level as a slog.Level.

@@ -348,3 +348,12 @@ func (l *Limiter) Names() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Rule returns the named rule, and whether the Limiter has it.
+func (l *Limiter) Rule(name string) (Rule, bool) {
+	rs, ok := l.rules[name]
+	if !ok {
+		return Rule{}, false
+	}
+	return rs.rule, true
+}

@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/revocable/authserver/audit"
 	"github.com/revocable/authserver/models"
@@ -46,12 +47,11 @@ func (s *server) checkNewPassword(pw, field string) error {
 	return nil
 }
 
-func (s *server) hashPassword(pw string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), s.cfg.Password.BcryptCost)
-	if err != nil {
-		return "", fmt.Errorf("hash password: %w", err)
-	}
-	return string(h), nil
+// throttleKey is the brute-force key of what a login gave as an email
+// when it is not a valid address: trimmed, lower-cased and bounded, like
+// a normalized one.
+func throttleKey(raw string) string {
+	return models.Truncate(strings.ToLower(strings.TrimSpace(raw)), 254)
 }
 
 func userJSON(u *models.User) gin.H {
@@ -65,7 +65,9 @@ func (s *server) currentUser(c *gin.Context) (*models.User, error) {
 	return s.tokens.User(c.Request.Context(), principal(c).UserID)
 }
 
-// checkPassword compares pw with the caller's password.
+// checkPassword compares pw with the caller's password, under the
+// brute-force throttle of the caller's email: these checks count like
+// logins.
 func (s *server) checkPassword(c *gin.Context, pw string) (*models.User, error) {
 	if pw == "" || len(pw) > maxPasswordBytes {
 		return nil, strategy.ErrInvalidCredentials
@@ -74,8 +76,8 @@ func (s *server) checkPassword(c *gin.Context, pw string) (*models.User, error) 
 	if err != nil {
 		return nil, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(pw)) != nil {
-		return nil, strategy.ErrInvalidCredentials
+	if err := s.checkAccountPassword(s.ctx(c), u.Email, u, pw); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
@@ -109,7 +111,7 @@ func (s *server) changePassword(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	hash, err := s.hashPassword(req.NewPassword)
+	hash, err := s.hasher.Hash(c.Request.Context(), req.NewPassword)
 	if err != nil {
 		return err
 	}
@@ -149,7 +151,10 @@ type resetRequest struct {
 	Email string `json:"email"`
 }
 
-// resetRequest answers 202 whether or not the account exists.
+// resetRequest answers 202 whether or not the account exists, after the
+// same work either way: the token row and the mail are made off the
+// request path, on a bounded queue. Over reset_per_account the answer is
+// the same 202, and nothing is made or sent.
 func (s *server) resetRequest(c *gin.Context) error {
 	var req resetRequest
 	if err := decode(c, &req); err != nil {
@@ -161,35 +166,112 @@ func (s *server) resetRequest(c *gin.Context) error {
 	}
 	ctx := s.ctx(c)
 	body := gin.H{"message": "if an account with this email exists, a reset token has been sent"}
-	var u models.User
-	err = s.db.WithContext(ctx).Take(&u, "email = ?", email).Error
-	switch {
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		c.JSON(http.StatusAccepted, body)
-		return nil
-	case err != nil:
-		return models.Unavailable("load user", err)
-	}
-	token := strategy.NewSecret(32)
-	now := s.now().UTC()
-	row := models.ResetToken{TokenHash: strategy.HashSecret(token), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.Reset.TTL)}
-	err = models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if err := tx.Create(&row).Error; err != nil {
-			return models.Unavailable("store reset token", err)
-		}
-		return audit.Record(ctx, tx, now, audit.Event{Action: audit.PasswordResetRequested, Result: audit.Success, UserID: u.ID})
-	})
+	d, err := s.limits.Allow(ctx, "reset_per_account", email)
 	if err != nil {
 		return err
 	}
-	if err := s.mailer.SendPasswordReset(ctx, u.Email, token); err != nil {
-		return fmt.Errorf("send reset token: %w", err)
+	if !d.Allowed {
+		c.JSON(http.StatusAccepted, body)
+		return nil
 	}
+	job := resetJob{email: email, meta: audit.MetaFrom(ctx)}
 	if s.cfg.Reset.ExposeToken {
-		body["reset_token"] = token
+		// Demos and tests: the answer carries the token, so it is made
+		// now (which says whether the account exists: never in
+		// production).
+		token, err := s.makeReset(ctx, job)
+		if err != nil {
+			return err
+		}
+		if token != "" {
+			if err := s.mailer.SendPasswordReset(ctx, email, token); err != nil {
+				return fmt.Errorf("send reset token: %w", err)
+			}
+			body["reset_token"] = token
+		}
+		c.JSON(http.StatusAccepted, body)
+		return nil
+	}
+	// Fail closed, alike for every email: a reset that cannot be made
+	// answers 503, not a 202 that promises a mail.
+	if err := s.tokens.Ping(ctx); err != nil {
+		return err
+	}
+	if err := s.resets.Enqueue(job); err != nil {
+		// The queue's state does not depend on the account.
+		return errUnavailable
 	}
 	c.JSON(http.StatusAccepted, body)
 	return nil
+}
+
+// resetQueueSize bounds the reset requests waiting for their row and mail.
+const resetQueueSize = 256
+
+// maxLiveResets is how many unused, unexpired reset tokens an account may
+// have at once.
+const maxLiveResets = 3
+
+// resetJob is one reset request, carried to the queue with what the audit
+// trail records about its request.
+type resetJob struct {
+	email string
+	meta  audit.Meta
+}
+
+// runReset makes the reset token of a queued request and mails it. Its
+// error is logged by the queue: it never carries the token.
+func (s *server) runReset(ctx context.Context, job resetJob) error {
+	ctx = audit.WithMeta(ctx, job.meta)
+	token, err := s.makeReset(ctx, job)
+	if err != nil || token == "" {
+		return err
+	}
+	if err := s.mailer.SendPasswordReset(ctx, job.email, token); err != nil {
+		return fmt.Errorf("send reset token: %w", err)
+	}
+	return nil
+}
+
+// makeReset stores a new reset token for the account of job.email and
+// returns it, or "" when there is no such account, the account got one
+// less than reset.cooldown ago, or it has maxLiveResets live ones. The
+// account's row lock makes the cooldown hold across workers and instances.
+func (s *server) makeReset(ctx context.Context, job resetJob) (string, error) {
+	now := s.now().UTC()
+	token := ""
+	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		token = ""
+		var u models.User
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&u, "email = ?", job.email).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			return nil
+		case err != nil:
+			return models.Unavailable("load user", err)
+		}
+		var recent, live int64
+		if err := tx.Model(&models.ResetToken{}).Where("user_id = ? AND created_at > ?", u.ID, now.Add(-s.cfg.Reset.Cooldown)).Count(&recent).Error; err != nil {
+			return models.Unavailable("count reset tokens", err)
+		}
+		if err := tx.Model(&models.ResetToken{}).Where("user_id = ? AND used_at IS NULL AND expires_at > ?", u.ID, now).Count(&live).Error; err != nil {
+			return models.Unavailable("count reset tokens", err)
+		}
+		if recent > 0 || live >= maxLiveResets {
+			return nil
+		}
+		t := strategy.NewSecret(32)
+		row := models.ResetToken{TokenHash: strategy.HashSecret(t), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.Reset.TTL)}
+		if err := tx.Create(&row).Error; err != nil {
+			return models.Unavailable("store reset token", err)
+		}
+		if err := audit.Record(ctx, tx, now, audit.Event{Action: audit.PasswordResetRequested, Result: audit.Success, UserID: u.ID}); err != nil {
+			return err
+		}
+		token = t
+		return nil
+	})
+	return token, err
 }
 
 type resetConfirmRequest struct {
@@ -210,7 +292,11 @@ func (s *server) resetConfirm(c *gin.Context) error {
 	if err := s.checkNewPassword(req.NewPassword, "new_password"); err != nil {
 		return err
 	}
-	hash, err := s.hashPassword(req.NewPassword)
+	// A token that cannot be spent costs no bcrypt.
+	if err := s.tokens.CheckResetToken(c.Request.Context(), req.Token); err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(c.Request.Context(), req.NewPassword)
 	if err != nil {
 		return err
 	}

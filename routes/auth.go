@@ -2,13 +2,14 @@ package routes
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/revocable/authserver/audit"
@@ -33,7 +34,7 @@ func (s *server) register(c *gin.Context) error {
 	if err := s.checkNewPassword(req.Password, "password"); err != nil {
 		return err
 	}
-	hash, err := s.hashPassword(req.Password)
+	hash, err := s.hasher.Hash(c.Request.Context(), req.Password)
 	if err != nil {
 		return err
 	}
@@ -52,7 +53,9 @@ type loginRequest struct {
 }
 
 // login answers every failure with the same 401 after the same work: an
-// unknown email is compared against a dummy hash of the configured cost.
+// unknown (or malformed) email is compared against a dummy hash of the
+// configured cost, and counts against the brute-force throttle like a
+// known one, so neither the answer nor the lock reveals an account.
 func (s *server) login(c *gin.Context) error {
 	var req loginRequest
 	if err := decode(c, &req); err != nil {
@@ -69,20 +72,16 @@ func (s *server) login(c *gin.Context) error {
 	}
 	ctx := s.ctx(c)
 	email, err := normalizeEmail(req.Email)
+	var u *models.User
 	if err != nil {
-		return strategy.ErrInvalidCredentials
+		// Malformed: no account can have it, but it costs and counts
+		// what an unknown address does.
+		email = throttleKey(req.Email)
+	} else if u, err = s.userByEmail(ctx, email); err != nil {
+		return err
 	}
-	var u models.User
-	err = s.db.WithContext(ctx).Take(&u, "email = ?", email).Error
-	switch {
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(req.Password))
-		return s.loginFailed(c, 0)
-	case err != nil:
-		return models.Unavailable("load user", err)
-	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(req.Password)) != nil {
-		return s.loginFailed(c, u.ID)
+	if err := s.checkAccountPassword(ctx, email, u, req.Password); err != nil {
+		return err
 	}
 	t, err := s.tokens.Login(ctx, u.ID, u.PasswordHash, device(c, req.DeviceName))
 	if err != nil {
@@ -92,16 +91,67 @@ func (s *server) login(c *gin.Context) error {
 	return nil
 }
 
-// loginFailed records a failed login (uid 0: unknown email) and returns the
-// answer. The event changes nothing, so a failure to record it is logged,
-// not answered.
-func (s *server) loginFailed(c *gin.Context, uid uint64) error {
-	ctx := s.ctx(c)
-	ev := audit.Event{Action: audit.Login, Result: audit.Failure, UserID: uid, Details: map[string]any{"reason": "invalid_credentials"}}
-	if err := audit.Record(ctx, s.db, s.now(), ev); err != nil {
-		s.log.WarnContext(ctx, "recording a failed login failed", "err", err)
+// userByEmail is the account of a normalized email; nil when there is none.
+func (s *server) userByEmail(ctx context.Context, email string) (*models.User, error) {
+	var u models.User
+	err := s.db.WithContext(ctx).Take(&u, "email = ?", email).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, models.Unavailable("load user", err)
 	}
-	return strategy.ErrInvalidCredentials
+	return &u, nil
+}
+
+// checkAccountPassword compares pw with the password of u (nil: no such
+// account) under the brute-force throttle of email: a locked email is
+// refused before any hashing, with 429 and Retry-After, even with the
+// right password; a wrong password counts a failure; a right one starts
+// the count over. Every failure is recorded in the audit trail.
+func (s *server) checkAccountPassword(ctx context.Context, email string, u *models.User, pw string) error {
+	var uid uint64
+	if u != nil {
+		uid = u.ID
+	}
+	after, err := s.throttle.Check(ctx, email)
+	if err != nil {
+		return err
+	}
+	if after > 0 {
+		s.record(ctx, audit.Event{Action: audit.Login, Result: audit.Throttled, UserID: uid, Details: map[string]any{"retry_after_s": int(after / time.Second)}})
+		return rateLimited(after)
+	}
+	ok := false
+	if u == nil {
+		err = s.hasher.CompareDummy(ctx, pw)
+	} else {
+		ok, err = s.hasher.Compare(ctx, u.PasswordHash, pw)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		locked, err := s.throttle.Fail(ctx, email)
+		if err != nil {
+			return err
+		}
+		details := map[string]any{"reason": "invalid_credentials"}
+		if locked > 0 {
+			details["locked_for_s"] = int(locked / time.Second)
+		}
+		s.record(ctx, audit.Event{Action: audit.Login, Result: audit.Failure, UserID: uid, Details: details})
+		return strategy.ErrInvalidCredentials
+	}
+	return s.throttle.Succeed(ctx, email)
+}
+
+// record writes an audit event that changes nothing else (a failure): a
+// failure to record it is logged, not answered.
+func (s *server) record(ctx context.Context, ev audit.Event) {
+	if err := audit.Record(ctx, s.db, s.now(), ev); err != nil {
+		s.log.WarnContext(ctx, "recording an audit event failed", "action", ev.Action, "err", err)
+	}
 }
 
 type refreshRequest struct {

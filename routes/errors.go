@@ -4,10 +4,14 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/revocable/authserver/bruteforce"
 	"github.com/revocable/authserver/models"
+	"github.com/revocable/authserver/passhash"
+	"github.com/revocable/authserver/ratelimit"
 	"github.com/revocable/authserver/strategy"
 )
 
@@ -39,6 +43,16 @@ var (
 	errInternal     = &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error"}
 )
 
+// rateLimited is the answer of a request over a rate limit or of a
+// throttled login: 429 with Retry-After in whole seconds, at least 1.
+func rateLimited(after time.Duration) *apiError {
+	return &apiError{
+		Status: http.StatusTooManyRequests, Code: "rate_limited",
+		Message:    "too many requests; retry after the time in Retry-After",
+		RetryAfter: max(1, int((after+time.Second-1)/time.Second)),
+	}
+}
+
 // decisions maps the strategy package's errors to their answers. The
 // messages are fixed: nothing of the cause reaches the client.
 var decisions = []struct {
@@ -55,6 +69,8 @@ var decisions = []struct {
 	{strategy.ErrEmailTaken, &apiError{Status: http.StatusConflict, Code: "email_taken", Message: "an account with this email already exists"}},
 	{strategy.ErrInvalidResetToken, &apiError{Status: http.StatusBadRequest, Code: "invalid_reset_token", Message: "the reset token is invalid, used or expired"}},
 	{strategy.ErrBusy, errUnavailable},
+	{passhash.ErrBusy, errUnavailable},
+	{bruteforce.ErrUnavailable, errUnavailable},
 	{models.ErrUnavailable, errUnavailable},
 }
 
@@ -72,6 +88,10 @@ func toAPI(err error) *apiError {
 	if errors.As(err, &mbe) {
 		return errTooLarge
 	}
+	var le *ratelimit.LimitedError
+	if errors.As(err, &le) {
+		return rateLimited(le.RetryAfter())
+	}
 	for _, d := range decisions {
 		if errors.Is(err, d.err) {
 			return d.api
@@ -84,7 +104,12 @@ func toAPI(err error) *apiError {
 // logged, never sent.
 func (s *server) writeError(c *gin.Context, err error) {
 	ae := toAPI(err)
-	if ae.Status >= 500 && ae.Status != http.StatusNotImplemented {
+	switch {
+	case errors.Is(err, passhash.ErrBusy) || errors.Is(err, strategy.ErrBusy):
+		// Load shedding, by design: under a flood an error line per
+		// request would only add to the load.
+		s.log.DebugContext(c.Request.Context(), "request shed", "route", c.FullPath(), "err", err)
+	case ae.Status >= 500 && ae.Status != http.StatusNotImplemented:
 		s.log.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err)
 	}
 	if ae.Status == http.StatusUnauthorized {

@@ -5,6 +5,7 @@ package routes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,12 +14,15 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/revocable/authserver/bruteforce"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/demo"
+	"github.com/revocable/authserver/passhash"
+	"github.com/revocable/authserver/ratelimit"
 	"github.com/revocable/authserver/strategy"
+	"github.com/revocable/authserver/workq"
 )
 
 // Deps are what the router is built from.
@@ -31,6 +35,12 @@ type Deps struct {
 	// Ready reports the state of what the server depends on, by name, for
 	// GET /readyz; nil means the database alone.
 	Ready func(ctx context.Context) Readiness
+	// Limits holds the ratelimit.* rules (rule names as the config keys).
+	Limits *ratelimit.Limiter
+	// Throttle is the per-account brute-force throttle.
+	Throttle *bruteforce.Throttle
+	// Hasher runs bcrypt, a bounded number at a time.
+	Hasher *passhash.Hasher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -52,10 +62,12 @@ type server struct {
 	now    func() time.Time
 	ids    *idSource
 	// proxies are server.trusted_proxies, parsed.
-	proxies *proxySet
-	// dummyHash is compared against when the email is unknown, so that a
-	// login for an unknown email costs what a wrong password costs.
-	dummyHash []byte
+	proxies  *proxySet
+	limits   *ratelimit.Limiter
+	throttle *bruteforce.Throttle
+	hasher   *passhash.Hasher
+	// resets makes reset tokens and mails them off the request path.
+	resets *workq.Queue[resetJob]
 	// cookiePath is the refresh cookie's path: the auth routes of the
 	// mount point.
 	cookiePath string
@@ -71,7 +83,13 @@ type API struct {
 
 // New builds the HTTP layer.
 func New(d Deps) (*API, error) {
-	s := &server{cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mailer: d.Mailer, ready: d.Ready, now: d.Now, ids: newIDSource()}
+	if d.Limits == nil || d.Throttle == nil || d.Hasher == nil {
+		return nil, errors.New("routes: the limiter, the brute-force throttle and the hasher are required")
+	}
+	s := &server{
+		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mailer: d.Mailer, ready: d.Ready, now: d.Now,
+		ids: newIDSource(), limits: d.Limits, throttle: d.Throttle, hasher: d.Hasher,
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -85,13 +103,18 @@ func New(d Deps) (*API, error) {
 	if s.proxies, err = parseProxies(d.Config.Server.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(strategy.NewSecret(16)), d.Config.Password.BcryptCost)
-	if err != nil {
-		return nil, fmt.Errorf("dummy hash: %w", err)
+	if s.resets, err = workq.New(workq.Config{Name: "password-reset", Size: resetQueueSize, Workers: 2, Timeout: 30 * time.Second, Log: s.log}, s.runReset); err != nil {
+		return nil, err
 	}
-	s.dummyHash = h
 	return &API{s: s}, nil
 }
+
+// Close stops the background work of the API (the reset queue), waiting at
+// most until ctx ends for queued mails.
+func (a *API) Close(ctx context.Context) error { return a.s.resets.Close(ctx) }
+
+// WaitResets waits until the reset queue is empty (tests, shutdown).
+func (a *API) WaitResets(ctx context.Context) error { return a.s.resets.Wait(ctx) }
 
 // Handler is the whole server: the API under /api/v1, the health checks,
 // one log line per request and recovery from panics.
@@ -154,14 +177,16 @@ func (s *server) routes(g *gin.RouterGroup) {
 	s.cookiePath = strings.TrimSuffix(g.BasePath(), "/") + "/auth"
 	api := g.Group("", noStore)
 	api.GET("/strategy", s.strategyInfo)
-	api.POST("/auth/register", s.handle(s.register))
-	api.POST("/auth/login", s.handle(s.login))
-	api.POST("/auth/refresh", s.handle(s.refresh))
-	api.POST("/auth/password-reset", s.handle(s.resetRequest))
-	api.POST("/auth/password-reset/confirm", s.handle(s.resetConfirm))
+	api.POST("/auth/register", s.limit("register_per_ip"), s.handle(s.register))
+	api.POST("/auth/login", s.limit("login_per_ip"), s.handle(s.login))
+	api.POST("/auth/refresh", s.limit("refresh_per_ip"), s.handle(s.refresh))
+	api.POST("/auth/password-reset", s.limit("reset_per_ip"), s.handle(s.resetRequest))
+	// Confirming hashes the new password: the same per-IP budget.
+	api.POST("/auth/password-reset/confirm", s.limit("reset_per_ip"), s.handle(s.resetConfirm))
 
+	verifyLimit := s.limit("verify_per_ip")
 	for _, m := range forwardAuthMethods {
-		api.Handle(m, "/auth/verify", s.verify)
+		api.Handle(m, "/auth/verify", verifyLimit, s.verify)
 	}
 	authed := api.Group("", s.authenticate())
 	authed.POST("/auth/logout", s.handle(s.logout))
@@ -193,6 +218,31 @@ func (s *server) demoState(c *gin.Context) error {
 var forwardAuthMethods = []string{
 	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// limit applies the named ratelimit rule to the client IP (as
+// server.trusted_proxies lets gin see it), before anything else of the
+// request is read: a refused request costs no decoding and no bcrypt, and
+// counts as no login failure.
+func (s *server) limit(rule string) gin.HandlerFunc {
+	r, ok := s.limits.Rule(rule)
+	if !ok {
+		panic("routes: no rate limit rule " + rule)
+	}
+	if r.Off() {
+		return func(c *gin.Context) { c.Next() }
+	}
+	return func(c *gin.Context) {
+		d, err := s.limits.Allow(c.Request.Context(), rule, ratelimit.IPKey(c.ClientIP()))
+		if err == nil {
+			err = d.Err()
+		}
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Next()
+	}
 }
 
 // noStore keeps tokens and account data out of every cache.

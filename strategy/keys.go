@@ -65,3 +65,8 @@ func mac(key []byte, msg string) string {
 	m.Write([]byte(msg))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
+
+// DeriveKey derives a server-wide key for one purpose from a server
+// secret (HKDF-SHA256), for the packages that key hashes of what they
+// store (rate limits, brute-force counters).
+func DeriveKey(secret []byte, purpose string) ([]byte, error) { return purposeKey(secret, purpose) }

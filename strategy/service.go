@@ -149,6 +149,9 @@ func New(db *gorm.DB, name string, cfg Config) (*Service, error) {
 	}
 	s.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		// One spelling per token: no second base64 spelling of the same
+		// signature (unused low bits) verifies.
+		jwt.WithStrictDecoding(),
 		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithAudience(cfg.Audience),
 		jwt.WithExpirationRequired(),
@@ -657,6 +660,25 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, oldHash, new
 		return true, s.record(ctx, tx, now, audit.Event{Action: audit.PasswordChanged, Result: audit.Success, UserID: u.ID, LoginID: out.LoginID})
 	})
 	return out, err
+}
+
+// CheckResetToken reports, without spending it, whether a reset token can
+// be spent now: a confirmation with a dead token then costs no bcrypt.
+// ResetPassword checks again, under the lock.
+func (s *Service) CheckResetToken(ctx context.Context, token string) error {
+	if token == "" || len(token) > 128 {
+		return ErrInvalidResetToken
+	}
+	var n int64
+	err := s.db.WithContext(ctx).Model(&models.ResetToken{}).
+		Where("token_hash = ? AND used_at IS NULL AND expires_at > ?", HashSecret(token), s.now().UTC()).Count(&n).Error
+	if err != nil {
+		return models.Unavailable("load reset token", err)
+	}
+	if n == 0 {
+		return ErrInvalidResetToken
+	}
+	return nil
 }
 
 // ResetPassword spends a password-reset token and sets the new password
