@@ -75,6 +75,9 @@ type Feed struct {
 	redis *redisLink
 }
 
+// pollPage is how many outbox rows one query of a read fetches.
+const pollPage = 5000
+
 // DefaultGapTimeout is how long a missing outbox id is looked for: longer
 // than any transaction can live (models.TxTimeout), with a margin for
 // clock skew between instances.
@@ -169,9 +172,19 @@ func (f *Feed) poll(ctx context.Context, start time.Time) error {
 			return err
 		}
 	}
+	// Read everything above the highest id seen, in pages: the cache is
+	// confirmed only once every row committed before start is applied.
 	var rows []models.Invalidation
-	if err := db.Where("id > ?", f.hi).Order("id").Limit(10000).Find(&rows).Error; err != nil {
-		return fmt.Errorf("read outbox: %w", err)
+	for after := f.hi; ; {
+		var page []models.Invalidation
+		if err := db.Where("id > ?", after).Order("id").Limit(pollPage).Find(&page).Error; err != nil {
+			return fmt.Errorf("read outbox: %w", err)
+		}
+		rows = append(rows, page...)
+		if len(page) < pollPage {
+			break
+		}
+		after = page[len(page)-1].ID
 	}
 	if len(f.pending) > 0 {
 		ids := make([]uint64, 0, len(f.pending))
