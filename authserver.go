@@ -79,6 +79,8 @@ type Server struct {
 	throttles *bruteforce.DBStore
 	throttle  *bruteforce.Throttle
 
+	// stop ends the background work Start started.
+	stop      func()
 	closeOnce sync.Once
 }
 
@@ -297,6 +299,32 @@ func (s *Server) PollOutbox(ctx context.Context) error {
 		return nil
 	}
 	return s.feed.Poll(ctx)
+}
+
+// Start reads the invalidation outbox once (so that the cache is trusted
+// from the first request; a failure is returned, and the server then
+// verifies from the database until a read succeeds) and starts the
+// background work (Run) until Stop.
+func (s *Server) Start(ctx context.Context) error {
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	s.stop = func() {
+		cancel()
+		<-done
+	}
+	go func() {
+		defer close(done)
+		s.Run(bg)
+	}()
+	return s.PollOutbox(ctx)
+}
+
+// Stop ends what Start started and closes the server (Close).
+func (s *Server) Stop() error {
+	if s.stop != nil {
+		s.stop()
+	}
+	return s.Close()
 }
 
 // Run does the server's background work until ctx ends: the invalidation

@@ -250,21 +250,14 @@ func startServer(ctx context.Context, db *gorm.DB, cfg *config.Config, secret []
 	if err := count.register(srv.DB()); err != nil {
 		return nil, nil, err
 	}
-	if err := srv.PollOutbox(ctx); err != nil {
+	if err := srv.Start(ctx); err != nil {
+		_ = srv.Stop()
 		return nil, nil, err
 	}
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Run(bg)
-	}()
 	hs := httptest.NewServer(srv.Handler())
 	return hs, func() {
 		hs.Close()
-		cancel()
-		<-done
-		_ = srv.Close()
+		_ = srv.Stop()
 	}, nil
 }
 

@@ -141,20 +141,10 @@ func startServer(t testing.TB, o authserver.Options) *authserver.Server {
 	if err != nil {
 		t.Fatalf("authserver.New: %v", err)
 	}
-	if err := srv.PollOutbox(ctx); err != nil {
+	t.Cleanup(func() { _ = srv.Stop() })
+	if err := srv.Start(ctx); err != nil {
 		t.Fatalf("first outbox read: %v", err)
 	}
-	bg, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Run(bg)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		_ = srv.Close()
-	})
 	return srv
 }
 

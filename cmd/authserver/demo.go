@@ -94,14 +94,7 @@ func runDemo(ctx context.Context, addr string, out io.Writer, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
+	srv := httpServer("", mux)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(out, "authserver demo: open http://%s/ (%d strategies, demo settings; Ctrl-C to stop)\n", ln.Addr(), len(targets))
@@ -141,21 +134,11 @@ func buildDemoStrategy(ctx context.Context, name, path string, secret []byte, lo
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := srv.PollOutbox(ctx); err != nil {
-		_ = srv.Close()
+	if err := srv.Start(ctx); err != nil {
+		_ = srv.Stop()
 		return nil, nil, err
 	}
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Run(bg)
-	}()
-	return srv.Handler(), func() {
-		cancel()
-		<-done
-		_ = srv.Close()
-	}, nil
+	return srv.Handler(), func() { _ = srv.Stop() }, nil
 }
 
 // discardMailer drops reset tokens: the demo returns them in the API answer

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -39,29 +38,14 @@ func serve(ctx context.Context, configPath string) error {
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
 	// Read the outbox once before answering, so that the cache is trusted
 	// from the first request.
-	if err := srv.PollOutbox(ctx); err != nil {
+	if err := srv.Start(ctx); err != nil {
 		log.Warn("first read of the invalidation outbox failed; verifying from the database until it succeeds", "err", err)
 	}
-	bg, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Run(bg) })
-	defer func() {
-		cancelBG()
-		wg.Wait()
-	}()
+	defer srv.Stop()
 
-	hs := &http.Server{
-		Addr:              cfg.Server.Addr,
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
+	hs := httpServer(cfg.Server.Addr, srv.Handler())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
 	log.Info("authserver listening", "addr", cfg.Server.Addr, "strategy", cfg.Strategy, "database", cfg.Database.Driver,
@@ -82,4 +66,18 @@ func serve(ctx context.Context, configPath string) error {
 		return err
 	}
 	return nil
+}
+
+// httpServer is the http.Server of every listening command: timeouts that
+// bound slow clients, and a 16 KiB header limit.
+func httpServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
 }
