@@ -186,6 +186,9 @@ func (c Case) Run(ctx context.Context, e Env) (got Outcome, err error) {
 	if e.Server == nil || e.Config == nil {
 		return "", errors.New("scenario: Env needs a Server and its Config")
 	}
+	if c.run == nil {
+		return "", fmt.Errorf("scenario: case %q has no steps: take the cases from All", c.ID)
+	}
 	tag := make([]byte, 4)
 	_, _ = rand.Read(tag)
 	p := &probe{ctx: ctx, e: e, tag: hex.EncodeToString(tag)}

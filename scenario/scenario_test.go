@@ -175,4 +175,7 @@ func TestRunBreaks(t *testing.T) {
 	if _, err := All()[0].Run(context.Background(), Env{}); err == nil {
 		t.Fatal("Run without a server: no error")
 	}
+	if _, err := (Case{ID: "hand-made"}).Run(context.Background(), Env{Server: cannedServer{}, Config: config.Defaults()}); err == nil {
+		t.Fatal("Run of a case without steps: no error")
+	}
 }
