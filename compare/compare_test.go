@@ -283,7 +283,7 @@ func checkCosts(t *testing.T, rep *Report) {
 }
 
 // checkInvalidation asserts the invalidation costs: a request that
-// changes what verification decides writes exactly one outbox row (one
+// changes the user's revocation state writes exactly one outbox row (one
 // message), one that does not writes none, and a strategy answers 501
 // exactly for what it does not claim.
 func checkInvalidation(t *testing.T, rep *Report) {
@@ -305,8 +305,9 @@ func checkInvalidation(t *testing.T, rep *Report) {
 			t.Fatal(err)
 		}
 		caps := strategy.CapabilitiesOf(st)
-		// supported: the strategy does it; changes: it changes what
-		// verification decides, so it must be announced.
+		// supported: the strategy does it; changes: it changes the user's
+		// revocation state (its password, its account, the strategy's
+		// state), which is announced.
 		want := map[string]struct{ supported, changes bool }{
 			"logout":            {true, caps.LogoutThisDevice},
 			"logout_all":        {caps.LogoutAllDevices, true},

@@ -147,8 +147,8 @@ func prepareLoad(ctx context.Context, s *strat, sv *server, clients int) error {
 	return nil
 }
 
-// timed is one server whose verifications are timed, with the token it
-// verifies.
+// timed is one server whose verifications are timed, with its strategy,
+// whose load users' tokens it verifies.
 type timed struct {
 	s  *strat
 	sv *server
