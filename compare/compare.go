@@ -6,77 +6,125 @@
 //
 // For each strategy, Measure builds a fresh database (SQLite: a new file;
 // MySQL: a new database <dbname>_cmp_<strategy> on the server of the DSN,
-// dropped afterwards), the built-in default configuration with that
-// strategy, and an in-process server (routes.New on httptest.NewServer) on
-// real loopback HTTP. Every scenario then runs through the HTTP API with a
-// real http.Client; "rejected" always means that GET /api/v1/auth/verify
-// answered 401.
+// dropped afterwards) and, on it, in-process servers assembled by
+// authserver.New and served by httptest on real loopback HTTP: one with
+// the built-in defaults (the verification cache on), one with
+// cache.enabled=false, and one per setting a scenario needs (devices.max,
+// jwt.refresh_supersedes_access). They share the database, the secret and
+// a clock that stands still until a scenario moves it. Every request goes
+// through the HTTP API with a real http.Client.
 //
 // # Guarantees
 //
-// Each guarantee row names the claim under which a strategy promises it: a
+// The guarantee rows are the cases of package scenario: the one table of
+// scenarios and expected outcomes that the routes test suite runs too.
+// Each row names the claim under which a strategy promises it: a
 // capability that GET /api/v1/strategy reports, or a property of the
 // strategy's design that the capabilities do not express (single_login,
 // multiple_logins). Every scenario runs for every strategy, whatever it
-// claims. A cell is
+// claims, and observes an outcome ("revoked at once", "valid until
+// expiry", "501 not_supported", ...). A cell is
 //
-//	pass  the scenario showed the guarantee
-//	FAIL  the strategy claims it and the scenario did not show it, or the
-//	      scenario broke (a server error, an unexpected answer)
+//	pass  the outcome shows the guarantee
+//	FAIL  the strategy claims it and the outcome does not show it, or the
+//	      scenario broke (a server error, an answer that fits no outcome)
 //	n/a   the strategy does not claim it, and indeed it does not hold
 //
-// A strategy that does not claim a guarantee but passes its scenario shows
-// "pass" and is a mismatch too (except for rows about not revoking too
-// much). Every FAIL and every mismatch is listed in mismatches, and Run then
-// returns an error wrapping ErrMismatch, so the command exits non-zero.
+// A strategy that does not claim a guarantee but shows it is a mismatch too
+// (except for rows about not revoking too much), and so is an outcome that
+// differs from the one the scenario table expects. Every FAIL and every
+// mismatch is listed in mismatches, and Run then returns an error wrapping
+// ErrMismatch, so the command exits non-zero, exactly when the routes test
+// suite fails.
 //
 // # Costs
 //
-// Measured in the same run, on the same server:
+// Measured in the same run. The verify rows come twice, cache on (the
+// default) and cache off, each on its own server:
 //
 //   - queries_per_verify: SQL statements (SELECT, INSERT, UPDATE, DELETE;
-//     not BEGIN/COMMIT), counted by GORM callbacks on the server's database,
-//     during the timed verify requests, divided by their number.
-//   - writes_per_login: INSERT, UPDATE and DELETE statements of one login of
-//     a user who already has one active login.
+//     not BEGIN/COMMIT), counted by GORM callbacks on the server's
+//     database handle during the timed sequential verify requests, divided
+//     by their number. Statements of the server's background work (the
+//     outbox feed, the last-seen writer, the prune; models.Background) are
+//     not counted.
+//   - verify_median_us, verify_p99_us: client-side latency of GET
+//     /api/v1/auth/verify with a valid token, over Options.Requests
+//     sequential requests on one keep-alive connection per server, after a
+//     warm-up. The servers take turns, 10 requests each, so that whatever
+//     else the machine does weighs on all of them alike.
+//   - verify_rps: verifications answered per second with Options.Clients
+//     concurrent clients, each on its own keep-alive connection, verifying
+//     the token of a user of its own as fast as the answers come, for
+//     Options.Duration per server in all; the servers take turns in slices
+//     of at most 200ms. The load generator runs in the same process.
+//   - *_vs_stateless: the value divided by the stateless strategy's under
+//     the same cache setting, measured in the same run (stateless is
+//     measured for this even when it is not among the strategies compared).
 //   - bytes_per_session: how much the user's rows in users, sessions and
 //     refresh_tokens grow when the user logs in for the first time (the
 //     JSON device map and state on the user row, the session row, the
 //     refresh-token row). Strings and byte columns count their length,
 //     integers and times 8 bytes, NULL 0; no row, page or index overhead.
-//     Each refresh adds another refresh_tokens row, not counted here.
-//   - verify_median_us, verify_p99_us: client-side latency of GET
-//     /api/v1/auth/verify with a valid token, over Options.Requests
-//     sequential requests on one keep-alive connection per server, after a
-//     warm-up. The strategies take turns, 10 requests each, so that
-//     whatever else the machine does weighs on all of them alike.
-//   - verify_median_vs_stateless: the median divided by the stateless
-//     strategy's, measured in the same run (stateless is measured for this
-//     even when it is not among the strategies compared).
 //
-// bcrypt runs at cost 4 to keep the run short; verification never runs
-// bcrypt, so this does not change any verify cost.
+// Ids of the cache-off rows end in _cache_off.
+//
+// # Invalidation
+//
+// For each revocation kind (logout, logout-all, logout-others, device
+// revocation, password change, password reset, account deletion), and for
+// a login and a refresh, which change the verification state under some
+// strategies: the INSERT, UPDATE and DELETE statements of that one request
+// (writes; background work excluded) and the rows it wrote to the
+// invalidation outbox (messages: models.Invalidation rows; with Redis
+// configured each becomes one PUBLISH). Each is measured on a fresh user
+// signed in on two devices, on the server of the defaults (the refresh
+// with jwt.refresh_supersedes_access=true on that setting's server). null
+// means the strategy answered 501 not_supported.
+//
+// bcrypt runs at cost 4 and the rate limits and brute-force delays are
+// off, to keep the run short; verification touches none of them.
 //
 // # JSON
 //
 // --format json writes one Report object; its fields and their json tags
-// are the schema (version 1):
+// are the schema (version 2):
 //
 //	{
-//	  "version": 1,
+//	  "version": 2,
 //	  "driver": "sqlite",
 //	  "generated_at": "2026-01-02T15:04:05Z",
 //	  "go": "go1.26.8",
+//	  "cpus": 2,
 //	  "requests": 2000,
+//	  "clients": 16,
+//	  "duration_ms": 1000,
 //	  "strategies": ["stateless", ...],
 //	  "guarantees": [{"id": "logout_all", "title": "...", "claim": "logout_all_devices",
-//	                  "cells": {"stateless": "n/a", ...}}, ...],
-//	  "costs": [{"id": "queries_per_verify", "title": "...", "unit": "queries",
+//	                  "setting": "", "cells": {"stateless": "n/a", ...},
+//	                  "outcomes": {"stateless": "501 not_supported", ...}}, ...],
+//	  "costs": [{"id": "queries_per_verify", "title": "...", "unit": "queries", "cache": "on",
 //	             "values": {"stateless": 0, ...}}, ...],
+//	  "invalidation": [{"id": "logout", "title": "logout", "request": "POST /api/v1/auth/logout",
+//	                    "setting": "", "writes": {"stateless": 2, ...},
+//	                    "messages": {"stateless": 0, ...}}, ...],
+//	  "verify_reads": {"stateless": [], "session_table": ["users", "sessions"], ...},
 //	  "mismatches": [{"strategy": "...", "guarantee": "...", "claimed": true,
 //	                  "held": false, "detail": "..."}],
 //	  "notes": ["..."]
 //	}
+//
+// Changes from version 1: guarantees gained setting and outcomes (the
+// observed outcome per strategy, in the words of the scenario table) and
+// the rows logout_others, login_same_instant_as_logout_all,
+// last_seen_throttled, device_limit_evict_oldest,
+// refresh_supersedes_access_off and refresh_supersedes_access_on; costs
+// gained cache ("on", "off", or "" for a row the cache does not concern),
+// the _cache_off rows, verify_p99_vs_stateless, verify_rps and
+// verify_rps_vs_stateless; writes_per_login moved to invalidation (the
+// login row's writes); invalidation, verify_reads (the tables a
+// verification reads with the cache off), cpus, clients and duration_ms
+// are new.
 //
 // Rows come in a fixed order and ids never change meaning within a version;
 // mismatches is [] when there are none.
@@ -94,19 +142,29 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/models"
+	"github.com/revocable/authserver/scenario"
 	"github.com/revocable/authserver/strategy"
 )
 
-// ErrMismatch is what Run returns (wrapped) when a guarantee cell is FAIL
-// or a strategy passes a scenario it does not claim.
+// ErrMismatch is what Run returns (wrapped) when a guarantee cell is FAIL,
+// a strategy passes a scenario it does not claim, or an outcome differs
+// from the scenario table.
 var ErrMismatch = errors.New("the strategies do not do what they claim")
 
 // Formats lists the accepted output formats.
-var Formats = []string{"table", "markdown", "json"}
+var Formats = []string{"table", "markdown", "json", "html"}
 
-// DefaultRequests is how many verify requests time each strategy.
-const DefaultRequests = 2000
+// The defaults of the timing options.
+const (
+	DefaultRequests = 2000
+	DefaultClients  = 16
+	DefaultDuration = time.Second
+)
+
+// SchemaVersion is the version of the JSON schema (see the package doc).
+const SchemaVersion = 2
 
 // Options are the compare command's flags.
 type Options struct {
@@ -122,10 +180,14 @@ type Options struct {
 	// Strategies to compare; empty means all. They are always reported in
 	// strategy.Names() order.
 	Strategies []string
-	// Format is table, markdown or json.
+	// Format is table, markdown, json or html.
 	Format string
-	// Requests is how many verify requests time each strategy.
+	// Requests is how many sequential verify requests time each server.
 	Requests int
+	// Clients is how many concurrent clients load each server for the
+	// throughput row, for Duration in all.
+	Clients  int
+	Duration time.Duration
 	// Out receives the report; Progress (stderr) the progress lines.
 	Out      io.Writer
 	Progress io.Writer
@@ -145,38 +207,64 @@ const (
 
 // Report is the result of a comparison, and the --format json schema.
 type Report struct {
-	Version     int            `json:"version"`
-	Driver      string         `json:"driver"`
-	GeneratedAt time.Time      `json:"generated_at"`
-	Go          string         `json:"go"`
-	Requests    int            `json:"requests"`
-	Strategies  []string       `json:"strategies"`
-	Guarantees  []GuaranteeRow `json:"guarantees"`
-	Costs       []CostRow      `json:"costs"`
-	Mismatches  []Mismatch     `json:"mismatches"`
-	Notes       []string       `json:"notes"`
+	Version      int                 `json:"version"`
+	Driver       string              `json:"driver"`
+	GeneratedAt  time.Time           `json:"generated_at"`
+	Go           string              `json:"go"`
+	CPUs         int                 `json:"cpus"`
+	Requests     int                 `json:"requests"`
+	Clients      int                 `json:"clients"`
+	DurationMS   int64               `json:"duration_ms"`
+	Strategies   []string            `json:"strategies"`
+	Guarantees   []GuaranteeRow      `json:"guarantees"`
+	Costs        []CostRow           `json:"costs"`
+	Invalidation []InvalidationRow   `json:"invalidation"`
+	VerifyReads  map[string][]string `json:"verify_reads"`
+	Mismatches   []Mismatch          `json:"mismatches"`
+	Notes        []string            `json:"notes"`
 }
 
-// GuaranteeRow is one guarantee: a cell per strategy.
+// GuaranteeRow is one guarantee: a case of the scenario table, with a cell
+// and the observed outcome per strategy.
 type GuaranteeRow struct {
 	ID    string `json:"id"`
 	Title string `json:"title"`
 	// Claim is the capability or property under which a strategy promises
 	// this guarantee; "" means every strategy does.
-	Claim string          `json:"claim"`
-	Cells map[string]Cell `json:"cells"`
+	Claim string `json:"claim"`
+	// Setting is the configuration the scenario ran under ("" for the
+	// built-in defaults).
+	Setting  string            `json:"setting"`
+	Cells    map[string]Cell   `json:"cells"`
+	Outcomes map[string]string `json:"outcomes"`
 }
 
 // CostRow is one measured cost: a value per strategy.
 type CostRow struct {
-	ID     string             `json:"id"`
-	Title  string             `json:"title"`
-	Unit   string             `json:"unit"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	Unit  string `json:"unit"`
+	// Cache is "on" or "off" for the verify rows, "" for the others.
+	Cache  string             `json:"cache"`
 	Values map[string]float64 `json:"values"`
 }
 
+// InvalidationRow is what one kind of request writes, per strategy; nil
+// where the strategy answers 501 not_supported.
+type InvalidationRow struct {
+	ID      string `json:"id"`
+	Title   string `json:"title"`
+	Request string `json:"request"`
+	Setting string `json:"setting"`
+	// Writes counts INSERT, UPDATE and DELETE statements; Messages the
+	// invalidation outbox rows (one Redis PUBLISH each, with Redis).
+	Writes   map[string]*int64 `json:"writes"`
+	Messages map[string]*int64 `json:"messages"`
+}
+
 // Mismatch is a guarantee whose scenario disagrees with the strategy's
-// claims: claimed but not held (the cell is FAIL), or held but not claimed.
+// claims (claimed but not held, or held but not claimed), with the
+// scenario table, or broke.
 type Mismatch struct {
 	Strategy  string `json:"strategy"`
 	Guarantee string `json:"guarantee"`
@@ -186,14 +274,7 @@ type Mismatch struct {
 }
 
 func (m Mismatch) String() string {
-	claim := "claimed but not held"
-	if !m.Claimed {
-		claim = "not claimed"
-		if m.Held {
-			claim = "held but not claimed"
-		}
-	}
-	return fmt.Sprintf("%s / %s: %s: %s", m.Strategy, m.Guarantee, claim, m.Detail)
+	return fmt.Sprintf("%s / %s: %s", m.Strategy, m.Guarantee, m.Detail)
 }
 
 // Err is nil when every claim held, and wraps ErrMismatch otherwise.
@@ -241,6 +322,18 @@ func (o Options) normalize() (Options, error) {
 	if o.Requests < 1 || o.Requests > 1_000_000 {
 		return o, fmt.Errorf("--requests must be between 1 and 1000000, got %d", o.Requests)
 	}
+	if o.Clients == 0 {
+		o.Clients = DefaultClients
+	}
+	if o.Clients < 1 || o.Clients > 1000 {
+		return o, fmt.Errorf("--clients must be between 1 and 1000, got %d", o.Clients)
+	}
+	if o.Duration == 0 {
+		o.Duration = DefaultDuration
+	}
+	if o.Duration < time.Millisecond || o.Duration > 10*time.Minute {
+		return o, fmt.Errorf("--duration must be between 1ms and 10m, got %s", o.Duration)
+	}
 	names := strategy.Names()
 	if len(o.Strategies) == 0 {
 		o.Strategies = names
@@ -267,7 +360,7 @@ func (o Options) normalize() (Options, error) {
 	return o, nil
 }
 
-// baseline is the strategy every latency is compared with.
+// baseline is the strategy every ratio is taken to.
 const baseline = "stateless"
 
 // Measure runs the comparison and returns its report. A FAIL or mismatch is
@@ -291,86 +384,167 @@ func Measure(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer dbs.close()
-
-	rep := &Report{
-		Version: 1, Driver: o.Driver, GeneratedAt: time.Now().UTC().Truncate(time.Second),
-		Go: runtime.Version(), Requests: o.Requests, Strategies: o.Strategies,
-		Mismatches: []Mismatch{}, Notes: notes(o),
-	}
-	for _, g := range guarantees {
-		rep.Guarantees = append(rep.Guarantees, GuaranteeRow{ID: g.id, Title: g.title, Claim: g.claim, Cells: map[string]Cell{}})
-	}
-	for _, c := range costRows {
-		rep.Costs = append(rep.Costs, CostRow{ID: c.id, Title: c.title, Unit: c.unit, Values: map[string]float64{}})
-	}
-
-	var runs []*run
-	if !slices.Contains(o.Strategies, baseline) {
-		runs = append(runs, &run{name: baseline, hidden: true})
-	}
-	for _, name := range o.Strategies {
-		runs = append(runs, &run{name: name})
-	}
-	// Every server stays up until the end: the verify timing takes turns
-	// between them.
+	// Every server stays up until the end: the timing takes turns between
+	// them. Servers stop before their databases go.
 	var cleanups []func()
 	defer func() {
 		for _, c := range slices.Backward(cleanups) {
 			c()
 		}
 	}()
-	for _, r := range runs {
-		what := "starting the server on a fresh database"
-		if r.hidden {
-			what = "starting the server (the latency baseline only)"
-		}
-		prog.say("%s: %s", r.name, what)
-		if err := start(ctx, dbs, o, r, &cleanups); err != nil {
-			return nil, fmt.Errorf("%s: %w", r.name, err)
-		}
-		prog.say("%s: measuring a login", r.name)
-		if err := measureLogin(ctx, r); err != nil {
-			return nil, fmt.Errorf("%s: %w", r.name, err)
-		}
+
+	names := o.Strategies
+	hidden := !slices.Contains(names, baseline)
+	if hidden {
+		names = append([]string{baseline}, names...)
 	}
-	if err := timeVerify(ctx, runs, o.Requests, prog); err != nil {
+	var (
+		strats []*strat
+		ts     []timed
+	)
+	for _, name := range names {
+		what := "starting its servers on a fresh database"
+		if hidden && name == baseline {
+			what = "starting its servers (the baseline of the ratios only)"
+		}
+		prog.say("%s: %s", name, what)
+		db, cleanup, err := dbs.open(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		cleanups = append(cleanups, cleanup)
+		s := newStrat(name, db, o.adjustClaims)
+		s.hidden = hidden && name == baseline
+		strats = append(strats, s)
+		on, err := s.server(ctx, "", nil, &cleanups)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		off, err := s.server(ctx, settingCacheOff, func(c *config.Config) { c.Cache.Enabled = false }, &cleanups)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		prog.say("%s: signing in %d users", name, o.Clients)
+		if err := prepareLoad(ctx, s, on, o.Clients); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		ts = append(ts, timed{s, on}, timed{s, off})
+	}
+	if err := timeVerify(ctx, ts, o.Requests, prog); err != nil {
 		return nil, err
 	}
-	var base float64
-	for _, r := range runs {
-		if r.name == baseline {
-			base = r.costs.medianUS
-		}
+	if err := throughput(ctx, ts, o.Clients, o.Duration, prog); err != nil {
+		return nil, err
 	}
-	for _, r := range runs {
-		if r.hidden {
+	for _, s := range strats {
+		if s.hidden {
 			continue
 		}
-		if err := runScenarios(ctx, r, prog); err != nil {
-			return nil, fmt.Errorf("%s: %w", r.name, err)
+		prog.say("%s: measuring the invalidation cost of each revocation", s.name)
+		if err := measureInvalidation(ctx, s, &cleanups); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
-		for i := range guarantees {
-			rep.Guarantees[i].Cells[r.name] = r.cells[i]
-		}
-		rep.Mismatches = append(rep.Mismatches, r.mismatches...)
-		if base > 0 {
-			r.costs.vsBaseline = r.costs.medianUS / base
-		}
-		for i, row := range costRows {
-			rep.Costs[i].Values[r.name] = round(row.value(r.costs), row.decimals)
+		if err := runGuarantees(ctx, s, prog, &cleanups); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	return rep, nil
+	return report(o, strats), nil
+}
+
+// costMetric is a verify cost, reported once per cache setting.
+type costMetric struct {
+	id, title, unit string
+	decimals        int
+	value           func(c, base verifyCost) float64
+}
+
+func ratio(v, base float64) float64 {
+	if base <= 0 {
+		return 0
+	}
+	return v / base
+}
+
+func costMetrics(clients int) []costMetric {
+	return []costMetric{
+		{"queries_per_verify", "DB queries per verification", "queries", 2, func(c, _ verifyCost) float64 { return c.queries }},
+		{"verify_median_us", "verify latency, median", "µs", 1, func(c, _ verifyCost) float64 { return c.medianUS }},
+		{"verify_p99_us", "verify latency, p99", "µs", 1, func(c, _ verifyCost) float64 { return c.p99US }},
+		{"verify_median_vs_stateless", "verify median vs stateless", "×", 2, func(c, b verifyCost) float64 { return ratio(c.medianUS, b.medianUS) }},
+		{"verify_p99_vs_stateless", "verify p99 vs stateless", "×", 2, func(c, b verifyCost) float64 { return ratio(c.p99US, b.p99US) }},
+		{"verify_rps", fmt.Sprintf("verify throughput, %d concurrent clients", clients), "req/s", 0, func(c, _ verifyCost) float64 { return c.rps }},
+		{"verify_rps_vs_stateless", "verify throughput vs stateless", "×", 2, func(c, b verifyCost) float64 { return ratio(c.rps, b.rps) }},
+	}
+}
+
+// report assembles the Report from the measured strategies.
+func report(o Options, strats []*strat) *Report {
+	rep := &Report{
+		Version: SchemaVersion, Driver: o.Driver, GeneratedAt: time.Now().UTC().Truncate(time.Second),
+		Go: runtime.Version(), CPUs: runtime.NumCPU(), Requests: o.Requests, Clients: o.Clients,
+		DurationMS: o.Duration.Milliseconds(), Strategies: o.Strategies,
+		VerifyReads: map[string][]string{}, Mismatches: []Mismatch{}, Notes: notes(o),
+	}
+	var base *strat
+	var shown []*strat
+	for _, s := range strats {
+		if s.name == baseline {
+			base = s
+		}
+		if !s.hidden {
+			shown = append(shown, s)
+		}
+	}
+	for _, c := range scenario.All() {
+		row := GuaranteeRow{ID: c.ID, Title: c.Title, Claim: c.Claim, Setting: c.Setting, Cells: map[string]Cell{}, Outcomes: map[string]string{}}
+		for _, s := range shown {
+			row.Cells[s.name], row.Outcomes[s.name] = s.cells[c.ID], s.outcomes[c.ID]
+		}
+		rep.Guarantees = append(rep.Guarantees, row)
+	}
+	for _, m := range costMetrics(o.Clients) {
+		for _, setting := range []string{"", settingCacheOff} {
+			row := CostRow{ID: m.id, Title: m.title + ", cache on", Unit: m.unit, Cache: "on", Values: map[string]float64{}}
+			if setting == settingCacheOff {
+				row = CostRow{ID: m.id + "_cache_off", Title: m.title + ", cache off", Unit: m.unit, Cache: "off", Values: map[string]float64{}}
+			}
+			for _, s := range shown {
+				row.Values[s.name] = round(m.value(s.servers[setting].verify, base.servers[setting].verify), m.decimals)
+			}
+			rep.Costs = append(rep.Costs, row)
+		}
+	}
+	bytesRow := CostRow{ID: "bytes_per_session", Title: "stored bytes per active session", Unit: "bytes", Values: map[string]float64{}}
+	for _, s := range shown {
+		bytesRow.Values[s.name] = s.bytesPerSession
+		rep.VerifyReads[s.name] = append([]string{}, s.reads...)
+		rep.Mismatches = append(rep.Mismatches, s.mismatches...)
+	}
+	rep.Costs = append(rep.Costs, bytesRow)
+	for _, k := range kinds() {
+		row := InvalidationRow{ID: k.id, Title: k.title, Request: k.request, Setting: k.setting,
+			Writes: map[string]*int64{}, Messages: map[string]*int64{}}
+		for _, s := range shown {
+			c := s.invalidation[k.id]
+			if c.supported {
+				row.Writes[s.name], row.Messages[s.name] = &c.writes, &c.messages
+			} else {
+				row.Writes[s.name], row.Messages[s.name] = nil, nil
+			}
+		}
+		rep.Invalidation = append(rep.Invalidation, row)
+	}
+	return rep
 }
 
 // notes explain how the numbers were made; every format prints them.
 func notes(o Options) []string {
 	return []string{
-		"bcrypt cost is lowered to 4 for speed; verification never runs bcrypt, so this does not change any verify cost. Otherwise the built-in defaults, with reset.expose_token on so that the reset scenario can read its token.",
-		"pass: the scenario showed the guarantee. n/a: the strategy does not claim it (GET /api/v1/strategy) and it does not hold. FAIL: claimed but not shown, or the scenario broke. Every scenario runs for every strategy; rejected means GET /api/v1/auth/verify answered 401.",
-		"device limit: run on a second server on the same database with devices.max = 2 (on_limit reject). Refresh reuse: the server's clock is moved past jwt.refresh_reuse_grace between the two uses.",
-		"DB queries: SQL statements (not BEGIN/COMMIT) counted by GORM callbacks. Writes per login: INSERT/UPDATE/DELETE of a login of a user who already has one active login.",
+		"pass: the scenario showed the guarantee. n/a: the strategy does not claim it (GET /api/v1/strategy) and it does not hold. FAIL: claimed but not shown, or the scenario broke. Every scenario runs for every strategy; rejected means GET /api/v1/auth/verify answered 401. The scenarios and the outcome expected of each strategy are one table (package scenario), which the routes test suite runs too.",
+		"Built-in defaults, except bcrypt cost 4 and no rate limits or brute-force delays, to keep the run short (verification touches none of them); a row's setting (devices.max, jwt.refresh_supersedes_access) runs on a server of its own on the same database.",
+		"DB queries: SQL statements (not BEGIN/COMMIT) counted by GORM callbacks during the timed verifications, background work (outbox feed, last-seen writer, prune) excluded. Cache on: the default, every instance keeps its users' verification state, kept exact by the invalidation outbox; cache off: cache.enabled=false.",
+		fmt.Sprintf("Latency: client-side GET /api/v1/auth/verify with a valid token, %d sequential requests per server on one loopback keep-alive connection after a warm-up, the servers taking turns 10 requests at a time. Throughput: %d concurrent clients, each on its own keep-alive connection with a user of its own, for %s per server in slices of at most 200ms, the servers taking turns; the load generator runs in the same process. Ratios are to stateless under the same cache setting, measured in the same run.", o.Requests, o.Clients, o.Duration),
 		"Stored bytes: growth of the user's users, sessions and refresh_tokens rows at their first login; strings and bytes by length, integers and times 8, NULL 0; no row, page or index overhead; each refresh adds one more refresh_tokens row.",
-		fmt.Sprintf("Latency: client-side GET /api/v1/auth/verify with a valid token, %d sequential requests per strategy on one loopback keep-alive connection after a warm-up, the strategies taking turns 10 requests at a time; ratio to stateless measured in the same run.", o.Requests),
+		"Invalidation: for one request on a fresh user signed in on two devices, the INSERT/UPDATE/DELETE statements it ran (audit event included) and the rows it wrote to the invalidation outbox; with Redis configured each outbox row is also one PUBLISH. 501: the strategy does not support it.",
 	}
 }

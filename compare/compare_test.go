@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
+	"io"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -16,12 +18,17 @@ import (
 
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/models/dbtest"
+	"github.com/revocable/authserver/scenario"
 	"github.com/revocable/authserver/strategy"
 )
 
-// testRequests keeps the timed part short: the test checks the numbers'
+// The timing options of the tests are small: the test checks the numbers'
 // meaning, not their precision.
-const testRequests = 50
+const (
+	testRequests = 20
+	testClients  = 3
+	testDuration = 60 * time.Millisecond
+)
 
 // jsonReport mirrors the documented JSON schema independently of Report,
 // so that a renamed or added field fails the strict decode below.
@@ -30,21 +37,36 @@ type jsonReport struct {
 	Driver      string    `json:"driver"`
 	GeneratedAt time.Time `json:"generated_at"`
 	Go          string    `json:"go"`
+	CPUs        int       `json:"cpus"`
 	Requests    int       `json:"requests"`
+	Clients     int       `json:"clients"`
+	DurationMS  int64     `json:"duration_ms"`
 	Strategies  []string  `json:"strategies"`
 	Guarantees  []struct {
-		ID    string            `json:"id"`
-		Title string            `json:"title"`
-		Claim string            `json:"claim"`
-		Cells map[string]string `json:"cells"`
+		ID       string            `json:"id"`
+		Title    string            `json:"title"`
+		Claim    string            `json:"claim"`
+		Setting  string            `json:"setting"`
+		Cells    map[string]string `json:"cells"`
+		Outcomes map[string]string `json:"outcomes"`
 	} `json:"guarantees"`
 	Costs []struct {
 		ID     string             `json:"id"`
 		Title  string             `json:"title"`
 		Unit   string             `json:"unit"`
+		Cache  string             `json:"cache"`
 		Values map[string]float64 `json:"values"`
 	} `json:"costs"`
-	Mismatches []struct {
+	Invalidation []struct {
+		ID       string            `json:"id"`
+		Title    string            `json:"title"`
+		Request  string            `json:"request"`
+		Setting  string            `json:"setting"`
+		Writes   map[string]*int64 `json:"writes"`
+		Messages map[string]*int64 `json:"messages"`
+	} `json:"invalidation"`
+	VerifyReads map[string][]string `json:"verify_reads"`
+	Mismatches  []struct {
 		Strategy  string `json:"strategy"`
 		Guarantee string `json:"guarantee"`
 		Claimed   bool   `json:"claimed"`
@@ -66,15 +88,16 @@ func decodeJSON(t *testing.T, raw []byte) *jsonReport {
 }
 
 // TestCompare runs the whole comparison on every test database and checks
-// that every strategy does what it claims, the known facts of the table,
-// the three formats, and that the databases are gone afterwards.
+// that every strategy does what it claims and what the scenario table
+// expects, the known facts of the costs, the four formats, and that the
+// databases are gone afterwards.
 func TestCompare(t *testing.T) {
 	for _, driver := range dbtest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			_, dsn := dbtest.DSN(t, driver)
 			var progress bytes.Buffer
 			rep, err := Measure(context.Background(), Options{
-				Driver: driver, DSN: dsn, Requests: testRequests, Progress: &progress,
+				Driver: driver, DSN: dsn, Requests: testRequests, Clients: testClients, Duration: testDuration, Progress: &progress,
 			})
 			if err != nil {
 				t.Fatalf("Measure: %v", err)
@@ -88,18 +111,14 @@ func TestCompare(t *testing.T) {
 			if !slices.Equal(rep.Strategies, strategy.Names()) {
 				t.Fatalf("strategies %v, want all in strategy.Names() order %v", rep.Strategies, strategy.Names())
 			}
-			for _, g := range rep.Guarantees {
-				for _, s := range rep.Strategies {
-					if c := g.Cells[s]; c != Pass && c != NA {
-						t.Errorf("%s / %s: cell %q, want pass or n/a", s, g.ID, c)
-					}
-				}
-			}
-			checkFacts(t, rep)
+			checkGuarantees(t, rep)
+			checkCosts(t, rep)
+			checkInvalidation(t, rep)
 			checkFormats(t, rep)
 			for _, want := range []string{
 				"compare: session_table: refresh token reuse detected\n",
 				"compare: single_device: a new login signs out other devices\n",
+				"compare: multi_device: measuring the invalidation cost of each revocation\n",
 			} {
 				if !strings.Contains(progress.String(), want) {
 					t.Errorf("progress lacks %q:\n%s", want, progress.String())
@@ -110,33 +129,58 @@ func TestCompare(t *testing.T) {
 	}
 }
 
-// checkFacts asserts what the strategies are designed to show.
-func checkFacts(t *testing.T, rep *Report) {
+// checkGuarantees asserts that the matrix is the scenario table's: every
+// outcome the one the table expects, and the cells the designs promise.
+func checkGuarantees(t *testing.T, rep *Report) {
 	t.Helper()
+	table := scenario.All()
+	if len(rep.Guarantees) != len(table) {
+		t.Fatalf("%d guarantee rows, want one per case of the scenario table (%d)", len(rep.Guarantees), len(table))
+	}
+	for i, c := range table {
+		g := rep.Guarantees[i]
+		if g.ID != c.ID || g.Title != c.Title || g.Claim != c.Claim || g.Setting != c.Setting {
+			t.Errorf("row %d is %s %q, want the case %s %q", i, g.ID, g.Title, c.ID, c.Title)
+		}
+		for _, s := range rep.Strategies {
+			if got := g.Outcomes[s]; got != string(c.Want[s]) {
+				t.Errorf("%s / %s: outcome %q, the table expects %q", s, g.ID, got, c.Want[s])
+			}
+			if cell := g.Cells[s]; cell != Pass && cell != NA {
+				t.Errorf("%s / %s: cell %q, want pass or n/a", s, g.ID, cell)
+			}
+		}
+	}
 	cells := []struct {
 		strategy, guarantee string
 		want                Cell
 	}{
 		{"stateless", "logout_all", NA},
 		{"stateless", "logout_this_device", NA},
+		{"stateless", "logout_others", NA},
 		{"stateless", "password_change", NA},
 		{"stateless", "account_deletion", NA},
 		{"stateless", "no_refresh_after_logout_all", NA},
 		{"stateless", "others_stay_after_logout", Pass},
 		{"stateless", "refresh_reuse_detected", Pass},
 		{"password_key", "logout_all", Pass},
+		{"password_key", "logout_others", Pass},
 		{"password_key", "logout_this_device", NA},
 		{"password_key", "password_reset", Pass},
 		{"single_device", "new_login_signs_out_others", Pass},
 		{"single_device", "others_stay_after_logout", NA},
 		{"single_device", "logout_this_device", Pass},
+		{"single_device", "logout_others", Pass},
 		{"single_device", "revoke_device", Pass},
 		{"single_device", "device_limit", NA},
 		{"multi_device", "new_login_signs_out_others", NA},
 		{"multi_device", "device_limit", Pass},
+		{"multi_device", "device_limit_evict_oldest", Pass},
 		{"multi_device", "list_devices", Pass},
+		{"multi_device", "last_seen_throttled", Pass},
 		{"valid_date", "list_devices", NA},
 		{"valid_date", "account_deletion", Pass},
+		{"valid_date", "login_same_instant_as_logout_all", Pass},
 		{"token_version", "no_refresh_after_logout_all", Pass},
 		{"token_version", "revoke_device", NA},
 		{"session_table", "new_login_signs_out_others", NA},
@@ -149,24 +193,83 @@ func checkFacts(t *testing.T, rep *Report) {
 			t.Errorf("%s / %s: %q, want %q", c.strategy, c.guarantee, got, c.want)
 		}
 	}
-	// Only single_device signs other devices out by logging in.
 	for _, s := range rep.Strategies {
+		// Only single_device signs other devices out by logging in.
 		if s != "single_device" && cell(t, rep, "new_login_signs_out_others", s) != NA {
 			t.Errorf("%s: a new login signs out other devices, want n/a", s)
 		}
-	}
-
-	// With the verification cache (the default), a verification of a
-	// cached user reads nothing, under every strategy.
-	for _, s := range rep.Strategies {
-		if q := cost(t, rep, "queries_per_verify", s); q != 0 {
-			t.Errorf("%s: %v queries per verify, want 0: the cache answers", s, q)
+		// With jwt.refresh_supersedes_access off (the default) no strategy
+		// ends the access token a refresh replaced; with it on, exactly
+		// the three that track devices do.
+		if c := cell(t, rep, "refresh_supersedes_access_off", s); c != NA {
+			t.Errorf("%s: a refresh ends the replaced access token with the option off: %q, want n/a", s, c)
+		}
+		want := map[bool]Cell{true: Pass, false: NA}[tracksDevices(s)]
+		if c := cell(t, rep, "refresh_supersedes_access_on", s); c != want {
+			t.Errorf("%s: a refresh ends the replaced access token with the option on: %q, want %q", s, c, want)
 		}
 	}
-	// A stateless login stores its refresh token and its audit event,
-	// nothing else.
-	if w := cost(t, rep, "writes_per_login", "stateless"); w != 2 {
-		t.Errorf("stateless: %v writes per login, want 2", w)
+}
+
+func tracksDevices(s string) bool {
+	return s == "single_device" || s == "multi_device" || s == "session_table"
+}
+
+// checkCosts asserts what the strategies and the cache are designed to
+// show.
+func checkCosts(t *testing.T, rep *Report) {
+	t.Helper()
+	for _, s := range rep.Strategies {
+		// With the verification cache (the default), a verification of a
+		// cached user reads nothing, under every strategy.
+		if q := cost(t, rep, "queries_per_verify", s); q != 0 {
+			t.Errorf("%s: %v queries per verify with the cache, want 0: the cache answers", s, q)
+		}
+		// Without it, every strategy but stateless reads the user.
+		q := cost(t, rep, "queries_per_verify_cache_off", s)
+		reads := rep.VerifyReads[s]
+		switch s {
+		case "stateless":
+			if q != 0 || len(reads) != 0 {
+				t.Errorf("stateless: %v queries per verify without the cache, reading %v; want none", q, reads)
+			}
+		case "session_table":
+			if q < 2 || !slices.Equal(reads, []string{"users", "sessions"}) {
+				t.Errorf("session_table: %v queries per verify without the cache, reading %v; want >= 2, the user and its sessions", q, reads)
+			}
+		default:
+			if q < 1 || !slices.Equal(reads, []string{"users"}) {
+				t.Errorf("%s: %v queries per verify without the cache, reading %v; want >= 1, the user row", s, q, reads)
+			}
+		}
+		for _, id := range []string{"verify_median_us", "verify_median_us_cache_off"} {
+			med, p99 := cost(t, rep, id, s), cost(t, rep, strings.Replace(id, "median", "p99", 1), s)
+			if med <= 0 || p99 < med {
+				t.Errorf("%s: %s %vµs, p99 %vµs: want 0 < median <= p99", s, id, med, p99)
+			}
+		}
+		for _, id := range []string{"verify_rps", "verify_rps_cache_off"} {
+			if v := cost(t, rep, id, s); v <= 0 {
+				t.Errorf("%s: %s = %v, want > 0", s, id, v)
+			}
+		}
+		for _, c := range rep.Costs {
+			if strings.HasSuffix(strings.TrimSuffix(c.ID, "_cache_off"), "_vs_stateless") && c.Values[s] <= 0 {
+				t.Errorf("%s: %s = %v, want > 0", s, c.ID, c.Values[s])
+			}
+		}
+	}
+	for _, c := range rep.Costs {
+		if strings.Contains(c.ID, "_vs_stateless") && c.Values["stateless"] != 1 {
+			t.Errorf("stateless: %s = %v, want 1: the ratio to itself", c.ID, c.Values["stateless"])
+		}
+		wantCache := map[bool]string{true: "off", false: "on"}[strings.HasSuffix(c.ID, "_cache_off")]
+		if c.ID == "bytes_per_session" {
+			wantCache = ""
+		}
+		if c.Cache != wantCache {
+			t.Errorf("%s: cache %q, want %q", c.ID, c.Cache, wantCache)
+		}
 	}
 	refreshRow := cost(t, rep, "bytes_per_session", "stateless")
 	if refreshRow <= 0 {
@@ -177,13 +280,76 @@ func checkFacts(t *testing.T, rep *Report) {
 			t.Errorf("%s: %v bytes per session, want more than stateless's %v: it stores the device", s, b, refreshRow)
 		}
 	}
-	if r := cost(t, rep, "verify_median_vs_stateless", "stateless"); r != 1 {
-		t.Errorf("stateless: ratio to itself %v, want 1", r)
+}
+
+// checkInvalidation asserts the invalidation costs: a request that
+// changes the user's revocation state writes exactly one outbox row (one
+// message), one that does not writes none, and a strategy answers 501
+// exactly for what it does not claim.
+func checkInvalidation(t *testing.T, rep *Report) {
+	t.Helper()
+	var ids []string
+	for _, k := range kinds() {
+		ids = append(ids, k.id)
+	}
+	var got []string
+	for _, r := range rep.Invalidation {
+		got = append(got, r.ID)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("invalidation rows %v, want %v", got, ids)
 	}
 	for _, s := range rep.Strategies {
-		med, p99 := cost(t, rep, "verify_median_us", s), cost(t, rep, "verify_p99_us", s)
-		if med <= 0 || p99 < med {
-			t.Errorf("%s: median %vµs, p99 %vµs: want 0 < median <= p99", s, med, p99)
+		st, err := strategy.Build(s, strategy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		caps := strategy.CapabilitiesOf(st)
+		// supported: the strategy does it; changes: it changes the user's
+		// revocation state (its password, its account, the strategy's
+		// state), which is announced.
+		want := map[string]struct{ supported, changes bool }{
+			"logout":            {true, caps.LogoutThisDevice},
+			"logout_all":        {caps.LogoutAllDevices, true},
+			"logout_others":     {caps.LogoutOtherDevices, true},
+			"revoke_device":     {caps.RevokeDevice, true},
+			"password_change":   {true, true},
+			"password_reset":    {true, true},
+			"account_deletion":  {true, true},
+			"login":             {true, tracksDevices(s)},
+			"refresh":           {true, false},
+			"refresh_supersede": {true, tracksDevices(s)},
+		}
+		for _, r := range rep.Invalidation {
+			w, m := r.Writes[s], r.Messages[s]
+			exp := want[r.ID]
+			if !exp.supported {
+				if w != nil || m != nil {
+					t.Errorf("%s / %s: %v writes, %v messages; want none: 501 not_supported", s, r.ID, w, m)
+				}
+				continue
+			}
+			if w == nil || m == nil {
+				t.Errorf("%s / %s: not supported, want it measured", s, r.ID)
+				continue
+			}
+			wantMessages := map[bool]int64{true: 1, false: 0}[exp.changes]
+			if *m != wantMessages {
+				t.Errorf("%s / %s: %d outbox messages, want %d", s, r.ID, *m, wantMessages)
+			}
+			// At least the audit event, and the outbox row among them.
+			if *w < 1+*m {
+				t.Errorf("%s / %s: %d writes, want at least %d", s, r.ID, *w, 1+*m)
+			}
+		}
+	}
+	// A stateless login stores its refresh token and its audit event,
+	// nothing else.
+	for _, r := range rep.Invalidation {
+		if r.ID == "login" {
+			if w := r.Writes["stateless"]; w == nil || *w != 2 {
+				t.Errorf("stateless: login writes %v, want 2", w)
+			}
 		}
 	}
 }
@@ -225,18 +391,19 @@ func checkFormats(t *testing.T, rep *Report) {
 		t.Errorf("json: mismatches is not an empty list")
 	}
 	j := decodeJSON(t, buf.Bytes())
-	if j.Version != 1 || j.Driver != rep.Driver || j.Requests != testRequests || j.GeneratedAt.IsZero() || !strings.HasPrefix(j.Go, "go") {
-		t.Errorf("json header: version %d driver %q requests %d generated_at %v go %q",
-			j.Version, j.Driver, j.Requests, j.GeneratedAt, j.Go)
+	if j.Version != 2 || j.Driver != rep.Driver || j.Requests != testRequests || j.Clients != testClients ||
+		j.DurationMS != testDuration.Milliseconds() || j.CPUs < 1 || j.GeneratedAt.IsZero() || !strings.HasPrefix(j.Go, "go") {
+		t.Errorf("json header: version %d driver %q requests %d clients %d duration_ms %d cpus %d generated_at %v go %q",
+			j.Version, j.Driver, j.Requests, j.Clients, j.DurationMS, j.CPUs, j.GeneratedAt, j.Go)
 	}
 	if !slices.Equal(j.Strategies, strategy.Names()) {
 		t.Errorf("json strategies %v", j.Strategies)
 	}
-	var ids []string
+	var ids, want []string
 	for _, g := range j.Guarantees {
 		ids = append(ids, g.ID)
-		if len(g.Cells) != len(j.Strategies) {
-			t.Errorf("json guarantee %s: %d cells for %d strategies", g.ID, len(g.Cells), len(j.Strategies))
+		if len(g.Cells) != len(j.Strategies) || len(g.Outcomes) != len(j.Strategies) {
+			t.Errorf("json guarantee %s: %d cells and %d outcomes for %d strategies", g.ID, len(g.Cells), len(g.Outcomes), len(j.Strategies))
 		}
 		for s, c := range g.Cells {
 			if !slices.Contains([]string{"pass", "FAIL", "n/a"}, c) {
@@ -244,20 +411,30 @@ func checkFormats(t *testing.T, rep *Report) {
 			}
 		}
 	}
-	var want []string
-	for _, g := range guarantees {
-		want = append(want, g.id)
+	for _, c := range scenario.All() {
+		want = append(want, c.ID)
 	}
 	if !slices.Equal(ids, want) {
 		t.Errorf("json guarantee ids %v, want %v", ids, want)
 	}
-	if len(j.Costs) != len(costRows) {
-		t.Errorf("json: %d costs, want %d", len(j.Costs), len(costRows))
+	if len(j.Costs) != 2*len(costMetrics(testClients))+1 {
+		t.Errorf("json: %d costs, want %d", len(j.Costs), 2*len(costMetrics(testClients))+1)
 	}
 	for _, c := range j.Costs {
 		if c.Unit == "" || len(c.Values) != len(j.Strategies) {
 			t.Errorf("json cost %s: unit %q, %d values", c.ID, c.Unit, len(c.Values))
 		}
+	}
+	for _, r := range j.Invalidation {
+		if r.Request == "" || len(r.Writes) != len(j.Strategies) || len(r.Messages) != len(j.Strategies) {
+			t.Errorf("json invalidation %s: request %q, %d writes, %d messages", r.ID, r.Request, len(r.Writes), len(r.Messages))
+		}
+	}
+	if !bytes.Contains(buf.Bytes(), []byte(`"stateless": null`)) {
+		t.Errorf("json: an unsupported revocation is not null")
+	}
+	if len(j.VerifyReads) != len(j.Strategies) {
+		t.Errorf("json verify_reads %v", j.VerifyReads)
 	}
 
 	for _, format := range []string{"table", "markdown"} {
@@ -266,14 +443,14 @@ func checkFormats(t *testing.T, rep *Report) {
 			t.Fatalf("%s: %v", format, err)
 		}
 		out := buf.String()
-		for _, s := range append(slices.Clone(rep.Strategies), "bcrypt cost is lowered to 4", "Mismatches: none") {
+		for _, s := range append(slices.Clone(rep.Strategies), "bcrypt cost 4", "Mismatches: none", "session_table: users, sessions", "501") {
 			if !strings.Contains(out, s) {
 				t.Errorf("%s output lacks %q", format, s)
 			}
 		}
-		for _, g := range guarantees {
-			if !strings.Contains(out, g.title) {
-				t.Errorf("%s output lacks the row %q", format, g.title)
+		for _, title := range rowTitles(rep) {
+			if !strings.Contains(out, title) {
+				t.Errorf("%s output lacks the row %q", format, title)
 			}
 		}
 		for _, line := range strings.Split(out, "\n") {
@@ -286,6 +463,135 @@ func checkFormats(t *testing.T, rep *Report) {
 				}
 			}
 		}
+	}
+	buf.Reset()
+	if err := rep.Write(&buf, "html"); err != nil {
+		t.Fatalf("html: %v", err)
+	}
+	checkHTML(t, buf.Bytes(), rep)
+}
+
+// rowTitles are the titles of every row of the report.
+func rowTitles(rep *Report) []string {
+	var out []string
+	for _, g := range rep.Guarantees {
+		out = append(out, g.Title)
+	}
+	for _, c := range rep.Costs {
+		out = append(out, c.Title)
+	}
+	for _, r := range rep.Invalidation {
+		out = append(out, r.Title)
+	}
+	return out
+}
+
+// checkHTML requires the HTML report to be well-formed (it is written as
+// XML-compatible HTML, so a strict XML parse must pass), self-contained (no
+// script, no event handler, no reference to anything outside the page),
+// and complete: every row, every strategy, a chart per cost and
+// invalidation row, and the guarantee cells with the report's values.
+func checkHTML(t *testing.T, raw []byte, rep *Report) {
+	t.Helper()
+	lower := strings.ToLower(string(raw))
+	for _, bad := range []string{"<script", "http://", "https://", "url(", "@import"} {
+		if strings.Contains(lower, bad) {
+			t.Errorf("html contains %q", bad)
+		}
+	}
+	dec := xml.NewDecoder(bytes.NewReader(raw))
+	dec.Strict = true
+	var (
+		text  strings.Builder
+		svgs  int
+		cells []string
+	)
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("html is not well-formed: %v", err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			name := strings.ToLower(tok.Name.Local)
+			if slices.Contains([]string{"script", "link", "img", "iframe", "object", "embed", "image", "use", "foreignobject"}, name) {
+				t.Errorf("html has a <%s> element", name)
+			}
+			if name == "svg" {
+				svgs++
+			}
+			for _, a := range tok.Attr {
+				an := strings.ToLower(a.Name.Local)
+				if strings.HasPrefix(an, "on") || an == "src" || an == "href" || an == "srcset" || an == "action" {
+					t.Errorf("html element <%s> has the attribute %s=%q", name, an, a.Value)
+				}
+				if name == "td" && an == "class" {
+					cells = append(cells, a.Value)
+				}
+			}
+		case xml.CharData:
+			text.Write(tok)
+			text.WriteString(" ")
+		}
+	}
+	if want := len(rep.Costs) + len(rep.Invalidation); svgs != want {
+		t.Errorf("html has %d charts, want %d: one per cost and invalidation row", svgs, want)
+	}
+	var wantCells []string
+	for _, g := range rep.Guarantees {
+		for _, s := range rep.Strategies {
+			wantCells = append(wantCells, map[Cell]string{Pass: "pass", Fail: "fail", NA: "na"}[g.Cells[s]])
+		}
+	}
+	if !slices.Equal(cells, wantCells) {
+		t.Errorf("html guarantee cells %v, want %v", cells, wantCells)
+	}
+	all := text.String()
+	for _, s := range append(append(rowTitles(rep), rep.Strategies...), rep.Notes...) {
+		if !strings.Contains(all, s) {
+			t.Errorf("html lacks %q", s)
+		}
+	}
+	for _, m := range rep.Mismatches {
+		if !strings.Contains(all, m.String()) {
+			t.Errorf("html lacks the mismatch %q", m)
+		}
+	}
+}
+
+// TestHTMLEscapes writes a report whose texts are hostile: they must come
+// out as text, and the page must stay well-formed.
+func TestHTMLEscapes(t *testing.T) {
+	one, zero := int64(1), int64(0)
+	evil := `<script>alert("x")</script> & <img src=x onerror=alert(1)>`
+	rep := &Report{
+		Version: SchemaVersion, Driver: "sqlite", Go: "go1", CPUs: 2, Requests: 1, Clients: 1, DurationMS: 1,
+		Strategies: []string{"stateless", "session_table"},
+		Guarantees: []GuaranteeRow{{ID: "g", Title: "guarantee " + evil, Claim: "c", Setting: "s",
+			Cells: map[string]Cell{"stateless": NA, "session_table": Fail}, Outcomes: map[string]string{"stateless": evil}}},
+		Costs: []CostRow{
+			{ID: "q", Title: "queries", Unit: "queries", Cache: "on", Values: map[string]float64{"stateless": 0, "session_table": 2}},
+			{ID: "q_vs_stateless_cache_off", Title: "ratio", Unit: "×", Cache: "off", Values: map[string]float64{"stateless": 1, "session_table": 2.5}},
+		},
+		Invalidation: []InvalidationRow{{ID: "logout", Title: "logout", Request: "POST /x",
+			Writes: map[string]*int64{"stateless": nil, "session_table": &one}, Messages: map[string]*int64{"stateless": nil, "session_table": &zero}}},
+		VerifyReads: map[string][]string{"session_table": {"users", "sessions"}},
+		Mismatches:  []Mismatch{{Strategy: "session_table", Guarantee: "g", Claimed: true, Detail: "broke: " + evil}},
+		Notes:       []string{"a note " + evil},
+	}
+	var buf bytes.Buffer
+	if err := rep.Write(&buf, "html"); err != nil {
+		t.Fatal(err)
+	}
+	checkHTML(t, buf.Bytes(), rep)
+	if !strings.Contains(buf.String(), "501 not supported") {
+		t.Errorf("an unsupported revocation is not shown as such")
+	}
+	if !strings.Contains(buf.String(), "stroke-dasharray") {
+		t.Errorf("the ratio chart has no 1× line")
 	}
 }
 
@@ -328,8 +634,8 @@ func checkDatabasesRemoved(t *testing.T, driver, dsn string) {
 func TestFalseClaimsFail(t *testing.T) {
 	var out bytes.Buffer
 	err := Run(context.Background(), Options{
-		Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "auth.db"), Requests: 5, Format: "json", Out: &out,
-		Strategies: []string{"single_device", "stateless"},
+		Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "auth.db"), Requests: 5, Clients: 1, Duration: 10 * time.Millisecond,
+		Format: "json", Out: &out, Strategies: []string{"single_device", "stateless"},
 		adjustClaims: func(name string, claims map[string]bool) {
 			claims["logout_this_device"] = name == "stateless"
 		},
@@ -368,33 +674,39 @@ func TestFalseClaimsFail(t *testing.T) {
 }
 
 func TestJudge(t *testing.T) {
-	plain := guarantee{id: "g", claim: "c"}
-	overRevoke := guarantee{id: "g", claim: "c", unclaimedMayHold: true}
+	c := scenario.Case{ID: "g", Claim: "c", Shows: []scenario.Outcome{scenario.Revoked},
+		Want: map[string]scenario.Outcome{"s": scenario.Revoked, "t": scenario.UntilExpiry}}
 	broke := errors.New("POST /x: server error 500")
 	cases := []struct {
-		name         string
-		g            guarantee
-		claimed      bool
-		err          error
-		want         Cell
-		wantMismatch bool
+		name       string
+		strategy   string
+		claimed    bool
+		got        scenario.Outcome
+		err        error
+		want       Cell
+		mismatches int
 	}{
-		{"claimed and held", plain, true, nil, Pass, false},
-		{"claimed, not held", plain, true, shortfall("still accepted"), Fail, true},
-		{"not claimed, not held", plain, false, shortfall("still accepted"), NA, false},
-		{"not claimed, held", plain, false, nil, Pass, true},
-		{"not claimed, held, about over-revoking", overRevoke, false, nil, Pass, false},
-		{"claimed, broke", plain, true, broke, Fail, true},
-		{"not claimed, broke", plain, false, broke, Fail, true},
+		{"claimed and shown", "s", true, scenario.Revoked, nil, Pass, 0},
+		{"claimed, not shown", "t", true, scenario.UntilExpiry, nil, Fail, 1},
+		{"not claimed, not shown", "t", false, scenario.UntilExpiry, nil, NA, 0},
+		{"not claimed, shown", "s", false, scenario.Revoked, nil, Pass, 1},
+		{"not what the table expects", "t", true, scenario.Revoked, nil, Pass, 1},
+		{"claimed, broke", "s", true, "", broke, Fail, 1},
+		{"not claimed, broke", "t", false, "", broke, Fail, 1},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, m := judge(c.g, "s", c.claimed, c.err)
-			if got != c.want || (m != nil) != c.wantMismatch {
-				t.Fatalf("judge: %q, mismatch %v; want %q, mismatch %v", got, m, c.want, c.wantMismatch)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cell, ms := judge(c, tc.strategy, map[string]bool{"c": tc.claimed}, tc.got, tc.err)
+			if cell != tc.want || len(ms) != tc.mismatches {
+				t.Fatalf("judge: %q, mismatches %v; want %q and %d", cell, ms, tc.want, tc.mismatches)
 			}
-			if m != nil && (m.Claimed != c.claimed || m.Held != (c.err == nil) || m.Detail == "") {
-				t.Fatalf("mismatch %+v", *m)
+			for _, m := range ms {
+				if m.Claimed != tc.claimed || m.Strategy != tc.strategy || m.Guarantee != "g" || m.Detail == "" {
+					t.Fatalf("mismatch %+v", m)
+				}
+				if tc.err != nil && (m.Held || !strings.Contains(m.Detail, "broke")) {
+					t.Fatalf("mismatch of a broken scenario %+v", m)
+				}
 			}
 		})
 	}
@@ -438,6 +750,8 @@ func TestOptionsRejected(t *testing.T) {
 		{"strategy", Options{Driver: "sqlite", Strategies: []string{"stateless", "jwt_blacklist"}}, "jwt_blacklist"},
 		{"no strategy", Options{Driver: "sqlite", Strategies: []string{" "}}, "--strategies"},
 		{"requests", Options{Driver: "sqlite", Requests: -1}, "--requests"},
+		{"clients", Options{Driver: "sqlite", Clients: 1001}, "--clients"},
+		{"duration", Options{Driver: "sqlite", Duration: -time.Second}, "--duration"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
 // Write writes the report in the format: table (aligned text), markdown (a
-// GitHub table) or json (the Report schema).
+// GitHub table), json (the Report schema) or html (a self-contained page
+// with charts).
 func (r *Report) Write(w io.Writer, format string) error {
 	switch format {
 	case "json":
@@ -20,6 +23,8 @@ func (r *Report) Write(w io.Writer, format string) error {
 		return enc.Encode(r)
 	case "markdown":
 		return r.writeMarkdown(w)
+	case "html":
+		return r.writeHTML(w)
 	case "table", "":
 		return r.writeTable(w)
 	default:
@@ -27,25 +32,41 @@ func (r *Report) Write(w io.Writer, format string) error {
 	}
 }
 
-// grid is the report as rows of cells: a header, the guarantees, a
-// section row, the costs.
-func (r *Report) grid() (header []string, guarantees, costs [][]string) {
+// section is a titled part of the grid.
+type section struct {
+	title string
+	rows  [][]string
+}
+
+// grid is the report as rows of cells: a header, then the guarantees, the
+// costs and the invalidation costs.
+func (r *Report) grid() (header []string, sections []section) {
 	header = append([]string{"guarantee"}, r.Strategies...)
+	gs := section{title: "guarantee"}
 	for _, g := range r.Guarantees {
 		row := []string{g.Title}
 		for _, s := range r.Strategies {
 			row = append(row, string(g.Cells[s]))
 		}
-		guarantees = append(guarantees, row)
+		gs.rows = append(gs.rows, row)
 	}
+	cs := section{title: "cost"}
 	for _, c := range r.Costs {
 		row := []string{c.Title + " (" + c.Unit + ")"}
 		for _, s := range r.Strategies {
 			row = append(row, formatValue(c.Values[s], c.Unit))
 		}
-		costs = append(costs, row)
+		cs.rows = append(cs.rows, row)
 	}
-	return header, guarantees, costs
+	is := section{title: "invalidation: DB writes / outbox messages"}
+	for _, c := range r.Invalidation {
+		row := []string{c.Title}
+		for _, s := range r.Strategies {
+			row = append(row, invalidationCell(c.Writes[s], c.Messages[s]))
+		}
+		is.rows = append(is.rows, row)
+	}
+	return header, []section{gs, cs, is}
 }
 
 func formatValue(v float64, unit string) string {
@@ -56,19 +77,34 @@ func formatValue(v float64, unit string) string {
 	return s
 }
 
+// invalidationCell is "writes / messages", or 501 for a request the
+// strategy does not support.
+func invalidationCell(writes, messages *int64) string {
+	if writes == nil || messages == nil {
+		return "501"
+	}
+	return fmt.Sprintf("%d / %d", *writes, *messages)
+}
+
 func (r *Report) title() string {
-	return fmt.Sprintf("authserver compare: %s, %d verify requests per strategy, %s, %s",
-		r.Driver, r.Requests, r.Go, r.GeneratedAt.Format("2006-01-02 15:04:05Z07:00"))
+	return fmt.Sprintf("authserver compare: %s, %s, %d CPUs, %s; %d sequential verify requests and %d concurrent clients for %s per server",
+		r.Driver, r.Go, r.CPUs, r.GeneratedAt.Format("2006-01-02 15:04:05Z07:00"),
+		r.Requests, r.Clients, time.Duration(r.DurationMS)*time.Millisecond)
 }
 
 func (r *Report) writeTable(w io.Writer) error {
-	header, gs, cs := r.grid()
-	costHeader := make([]string, len(header))
-	costHeader[0] = "cost"
+	header, sections := r.grid()
 	widths := make([]int, len(header))
-	for _, row := range append(append([][]string{header}, gs...), cs...) {
+	measure := func(row []string) {
 		for i, cell := range row {
 			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
+	}
+	measure(header)
+	for _, sec := range sections {
+		measure([]string{sec.title})
+		for _, row := range sec.rows {
+			measure(row)
 		}
 	}
 	var b strings.Builder
@@ -82,15 +118,15 @@ func (r *Report) writeTable(w io.Writer) error {
 		}
 		b.WriteString(strings.TrimRight(l.String(), " ") + "\n")
 	}
-	b.WriteString(r.title() + "\n\n")
-	line(header)
-	for _, row := range gs {
-		line(row)
-	}
-	b.WriteString("\n")
-	line(costHeader)
-	for _, row := range cs {
-		line(row)
+	b.WriteString(r.title() + "\n")
+	for _, sec := range sections {
+		b.WriteString("\n")
+		h := slices.Clone(header)
+		h[0] = sec.title
+		line(h)
+		for _, row := range sec.rows {
+			line(row)
+		}
 	}
 	b.WriteString("\n")
 	r.writeFooter(&b, "")
@@ -99,7 +135,7 @@ func (r *Report) writeTable(w io.Writer) error {
 }
 
 func (r *Report) writeMarkdown(w io.Writer) error {
-	header, gs, cs := r.grid()
+	header, sections := r.grid()
 	var b strings.Builder
 	line := func(row []string) {
 		b.WriteString("|")
@@ -111,14 +147,15 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	b.WriteString(r.title() + "\n\n")
 	line(header)
 	b.WriteString("|" + strings.Repeat(" --- |", len(header)) + "\n")
-	for _, row := range gs {
-		line(row)
-	}
-	section := make([]string, len(header))
-	section[0] = "**cost**"
-	line(section)
-	for _, row := range cs {
-		line(row)
+	for i, sec := range sections {
+		if i > 0 {
+			row := make([]string, len(header))
+			row[0] = "**" + sec.title + "**"
+			line(row)
+		}
+		for _, row := range sec.rows {
+			line(row)
+		}
 	}
 	b.WriteString("\n")
 	r.writeFooter(&b, "- ")
@@ -126,10 +163,24 @@ func (r *Report) writeMarkdown(w io.Writer) error {
 	return err
 }
 
-// writeFooter lists the mismatches and the notes.
+// readsLine says what a verification reads with the cache off.
+func (r *Report) readsLine() string {
+	var parts []string
+	for _, s := range r.Strategies {
+		t := strings.Join(r.VerifyReads[s], ", ")
+		if t == "" {
+			t = "nothing"
+		}
+		parts = append(parts, s+": "+t)
+	}
+	return "Tables a verification reads with the cache off: " + strings.Join(parts, "; ") + "."
+}
+
+// writeFooter lists the mismatches, what a verification reads and the
+// notes.
 func (r *Report) writeFooter(b *strings.Builder, bullet string) {
 	if len(r.Mismatches) == 0 {
-		b.WriteString("Mismatches: none: every strategy does what GET /api/v1/strategy claims.\n\n")
+		b.WriteString("Mismatches: none: every strategy does what GET /api/v1/strategy claims and what the scenario table expects.\n\n")
 	} else {
 		fmt.Fprintf(b, "MISMATCHES (%d):\n\n", len(r.Mismatches))
 		for _, m := range r.Mismatches {
@@ -137,6 +188,7 @@ func (r *Report) writeFooter(b *strings.Builder, bullet string) {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(bullet + r.readsLine() + "\n")
 	for _, n := range r.Notes {
 		b.WriteString(bullet + n + "\n")
 	}

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,26 +19,48 @@ import (
 	"github.com/revocable/authserver/models"
 )
 
-// counter counts the SQL statements run on a database, through GORM
-// callbacks registered after each of GORM's own.
+// counter counts the SQL statements run on one server's database handle,
+// through GORM callbacks registered after each of GORM's own.
 type counter struct {
 	statements atomic.Int64
 	writes     atomic.Int64
+	// outbox counts the rows written to the invalidation outbox
+	// (models.Invalidation).
+	outbox atomic.Int64
+
+	// While tracing, the tables read are noted.
+	tracing atomic.Bool
+	mu      sync.Mutex
+	tables  []string
 }
+
+var invalidationType = reflect.TypeFor[models.Invalidation]()
 
 // Statements of the server's background work (models.Background: the
 // outbox feed, the prune, the last-seen writer) are not counted: they do
 // not belong to any request.
 func (c *counter) register(db *gorm.DB) error {
 	read := func(tx *gorm.DB) {
-		if !models.IsBackground(tx.Statement.Context) {
-			c.statements.Add(1)
+		if models.IsBackground(tx.Statement.Context) {
+			return
+		}
+		c.statements.Add(1)
+		if c.tracing.Load() {
+			c.mu.Lock()
+			if t := tx.Statement.Table; !slices.Contains(c.tables, t) {
+				c.tables = append(c.tables, t)
+			}
+			c.mu.Unlock()
 		}
 	}
 	write := func(tx *gorm.DB) {
-		if !models.IsBackground(tx.Statement.Context) {
-			c.statements.Add(1)
-			c.writes.Add(1)
+		if models.IsBackground(tx.Statement.Context) {
+			return
+		}
+		c.statements.Add(1)
+		c.writes.Add(1)
+		if s := tx.Statement.Schema; s != nil && s.ModelType == invalidationType && tx.Error == nil {
+			c.outbox.Add(tx.Statement.RowsAffected)
 		}
 	}
 	cb := db.Callback()
@@ -60,27 +83,23 @@ func (c *counter) register(db *gorm.DB) error {
 	return nil
 }
 
-// costs are one strategy's measurements.
-type costs struct {
-	queriesPerVerify float64
-	writesPerLogin   float64
-	bytesPerSession  float64
-	medianUS, p99US  float64
-	vsBaseline       float64
+// verifyCost is what one server's verifications cost.
+type verifyCost struct {
+	queries         float64
+	medianUS, p99US float64
+	latencies       []time.Duration
+	// Throughput: verifications answered, over the time spent.
+	loadCount int64
+	loadTime  time.Duration
+	rps       float64
 }
 
-// costRows is the costs table, in report order.
-var costRows = []struct {
-	id, title, unit string
-	decimals        int
-	value           func(costs) float64
-}{
-	{"queries_per_verify", "DB queries per authenticated request", "queries", 2, func(c costs) float64 { return c.queriesPerVerify }},
-	{"writes_per_login", "DB writes per login", "writes", 2, func(c costs) float64 { return c.writesPerLogin }},
-	{"bytes_per_session", "stored bytes per active session", "bytes", 0, func(c costs) float64 { return c.bytesPerSession }},
-	{"verify_median_us", "verify latency, median", "µs", 1, func(c costs) float64 { return c.medianUS }},
-	{"verify_p99_us", "verify latency, p99", "µs", 1, func(c costs) float64 { return c.p99US }},
-	{"verify_median_vs_stateless", "verify median vs stateless", "×", 2, func(c costs) float64 { return c.vsBaseline }},
+// invalidationCost is what one revocation (or login, or refresh) request
+// wrote: INSERT/UPDATE/DELETE statements and outbox rows. supported is
+// false when the strategy answered 501 not_supported.
+type invalidationCost struct {
+	supported        bool
+	writes, messages int64
 }
 
 func round(v float64, decimals int) float64 {
@@ -88,178 +107,251 @@ func round(v float64, decimals int) float64 {
 	return math.Round(v*p) / p
 }
 
-// run is one strategy under comparison: its server, its login for the
-// latency measurement and its results.
-type run struct {
-	name string
-	// hidden is the stateless baseline measured only for the latency
-	// ratio, when stateless is not among the strategies compared.
-	hidden     bool
-	e          *env
-	login      *login
-	costs      costs
-	latencies  []time.Duration
-	cells      []Cell
-	mismatches []Mismatch
-}
-
-// start opens the strategy's fresh database and starts its servers; the
-// cleanup it registers stops them and removes the database.
-func start(ctx context.Context, dbs *databases, o Options, r *run, cleanups *[]func()) error {
-	db, cleanup, err := dbs.open(ctx, r.name)
-	if err != nil {
-		return err
+// prepareLoad registers the strategy's load users on the server of the
+// defaults and signs each in: clients access tokens, which every server of
+// the strategy accepts. It also measures the stored bytes of a session on
+// the first of them.
+func prepareLoad(ctx context.Context, s *strat, sv *server, clients int) error {
+	for i := range clients {
+		email, id, err := s.register(ctx, sv.client)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			l, err := login(ctx, sv.client, email, fmt.Sprintf("client %d", i+1))
+			if err != nil {
+				return err
+			}
+			s.tokens = append(s.tokens, l.access)
+			continue
+		}
+		uid, err := strconv.ParseUint(id, 10, 64)
+		if err != nil {
+			return fmt.Errorf("user id %q: %w", id, err)
+		}
+		before, err := storedBytes(ctx, s.db, uid)
+		if err != nil {
+			return err
+		}
+		l, err := login(ctx, sv.client, email, "phone")
+		if err != nil {
+			return err
+		}
+		after, err := storedBytes(ctx, s.db, uid)
+		if err != nil {
+			return err
+		}
+		s.bytesPerSession = float64(after - before)
+		s.tokens = append(s.tokens, l.access)
 	}
-	*cleanups = append(*cleanups, cleanup)
-	e, stop, err := startEnv(ctx, db, r.name)
-	if err != nil {
-		return err
-	}
-	*cleanups = append(*cleanups, stop)
-	if o.adjustClaims != nil {
-		o.adjustClaims(r.name, e.claims)
-	}
-	r.e = e
 	return nil
 }
 
-// measureLogin signs a fresh user in twice: the first login gives the
-// stored bytes per session, the second the writes per login and the token
-// whose verification is timed.
-func measureLogin(ctx context.Context, r *run) error {
-	e := r.e
-	p := &probe{e: e, c: e.main}
-	email, id, err := p.user(ctx)
-	if err != nil {
-		return err
-	}
-	uid, err := strconv.ParseUint(id, 10, 64)
-	if err != nil {
-		return fmt.Errorf("user id %q: %w", id, err)
-	}
-	before, err := storedBytes(ctx, e.db, uid)
-	if err != nil {
-		return err
-	}
-	if _, err := p.login(ctx, email, password, "phone"); err != nil {
-		return err
-	}
-	after, err := storedBytes(ctx, e.db, uid)
-	if err != nil {
-		return err
-	}
-	r.costs.bytesPerSession = float64(after - before)
+// timed is one server whose verifications are timed, with its strategy,
+// whose load users' tokens it verifies.
+type timed struct {
+	s  *strat
+	sv *server
+}
 
-	writes := e.count.writes.Load()
-	if r.login, err = p.login(ctx, email, password, "laptop"); err != nil {
+// verifyOnce sends one GET /api/v1/auth/verify with the token on hc.
+func verifyOnce(req *http.Request, hc *http.Client) error {
+	resp, err := hc.Do(req)
+	if err != nil {
 		return err
 	}
-	r.costs.writesPerLogin = float64(e.count.writes.Load() - writes)
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("verify with a valid token answered %d", resp.StatusCode)
+	}
 	return nil
 }
 
-// Verify requests are timed in rounds of batch requests per strategy, the
-// strategies taking turns, so that whatever else the machine does at the
-// time weighs on every strategy alike.
+func verifyRequest(ctx context.Context, sv *server, token string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", sv.client.base+"/api/v1/auth/verify", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("User-Agent", userAgent)
+	return req, nil
+}
+
+// Verify requests are timed in rounds of batch requests per server, the
+// servers taking turns, so that whatever else the machine does at the
+// time weighs on every one alike.
 const (
 	warmup = 50 // at most; a tenth of the timed requests when fewer
 	batch  = 10
 )
 
-// timeVerify sends n timed GET /api/v1/auth/verify requests per strategy,
-// after a warm-up, and counts the statements each server ran for them.
-func timeVerify(ctx context.Context, runs []*run, n int, prog *progress) error {
-	type timer struct {
-		r    *run
-		once func() error
-	}
-	timers := make([]timer, len(runs))
-	for i, r := range runs {
-		req, err := http.NewRequestWithContext(ctx, "GET", r.e.main.base+"/api/v1/auth/verify", nil)
-		if err != nil {
+// timeVerify sends n timed sequential GET /api/v1/auth/verify requests to
+// each server on one keep-alive connection, after a warm-up, and counts
+// the statements each server ran for them (noting the tables read by the
+// servers without a cache).
+func timeVerify(ctx context.Context, ts []timed, n int, prog *progress) error {
+	reqs := make([]*http.Request, len(ts))
+	for i, t := range ts {
+		var err error
+		if reqs[i], err = verifyRequest(ctx, t.sv, t.s.tokens[0]); err != nil {
 			return err
 		}
-		req.Header.Set("Authorization", "Bearer "+r.login.access)
-		req.Header.Set("User-Agent", userAgent)
-		hc := r.e.main.hc
-		timers[i] = timer{r: r, once: func() error {
-			resp, err := hc.Do(req)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s: verify with a valid token answered %d", r.name, resp.StatusCode)
-			}
-			return nil
-		}}
 	}
 	prog.say("warming up")
-	for _, t := range timers {
+	for i, t := range ts {
 		for range min(warmup, max(n/10, 1)) {
-			if err := t.once(); err != nil {
-				return err
+			if err := verifyOnce(reqs[i], t.sv.client.hc); err != nil {
+				return fmt.Errorf("%s (%s): %w", t.s.name, settingName(t.sv.setting), err)
 			}
 		}
 	}
-	start := make([]int64, len(timers))
-	for i, t := range timers {
-		start[i] = t.r.e.count.statements.Load()
-		t.r.latencies = make([]time.Duration, 0, n)
+	start := make([]int64, len(ts))
+	for i, t := range ts {
+		start[i] = t.sv.count.statements.Load()
+		t.sv.count.tracing.Store(t.sv.setting == settingCacheOff)
+		t.sv.verify.latencies = make([]time.Duration, 0, n)
 	}
-	prog.say("timing %d verify requests per strategy, taking turns", n)
+	prog.say("timing %d sequential verify requests per server, taking turns", n)
 	for done := 0; done < n; done += batch {
-		prog.live("timing verify: %d of %d requests per strategy", done, n)
-		for _, t := range timers {
+		prog.live("timing verify: %d of %d requests per server", done, n)
+		for i, t := range ts {
 			for range min(batch, n-done) {
 				began := time.Now()
-				if err := t.once(); err != nil {
-					return err
+				if err := verifyOnce(reqs[i], t.sv.client.hc); err != nil {
+					return fmt.Errorf("%s (%s): %w", t.s.name, settingName(t.sv.setting), err)
 				}
-				t.r.latencies = append(t.r.latencies, time.Since(began))
+				t.sv.verify.latencies = append(t.sv.verify.latencies, time.Since(began))
 			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
-	for i, t := range timers {
-		c := &t.r.costs
-		c.queriesPerVerify = float64(t.r.e.count.statements.Load()-start[i]) / float64(n)
-		c.medianUS = micros(percentile(t.r.latencies, 0.50))
-		c.p99US = micros(percentile(t.r.latencies, 0.99))
+	for i, t := range ts {
+		c := &t.sv.verify
+		t.sv.count.tracing.Store(false)
+		c.queries = float64(t.sv.count.statements.Load()-start[i]) / float64(n)
+		c.medianUS = micros(percentile(c.latencies, 0.50))
+		c.p99US = micros(percentile(c.latencies, 0.99))
+		if t.sv.setting == settingCacheOff {
+			t.sv.count.mu.Lock()
+			t.s.reads = slices.Clone(t.sv.count.tables)
+			t.sv.count.mu.Unlock()
+		}
 	}
 	return nil
 }
 
-// runScenarios runs every guarantee's scenario and judges it against the
-// strategy's claims.
-func runScenarios(ctx context.Context, r *run, prog *progress) error {
-	for _, g := range guarantees {
-		prog.say("%s: %s", r.name, g.title)
-		claimed, known := true, true
-		if g.claim != "" {
-			claimed, known = r.e.claims[g.claim]
+// burstSlice is the longest stretch one server is loaded before the next
+// takes its turn.
+const burstSlice = 200 * time.Millisecond
+
+// loader drives one server with concurrent clients, each on its own
+// keep-alive connection with its own user's token.
+type loader struct {
+	t    timed
+	hc   *http.Client
+	reqs []*http.Request
+}
+
+func newLoader(ctx context.Context, t timed, clients int) (*loader, error) {
+	tr := &http.Transport{
+		MaxIdleConns: clients, MaxIdleConnsPerHost: clients, IdleConnTimeout: time.Minute,
+		DisableCompression: true,
+	}
+	l := &loader{t: t, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	for i := range clients {
+		req, err := verifyRequest(ctx, t.sv, t.s.tokens[i])
+		if err != nil {
+			return nil, err
 		}
-		if !known {
-			return fmt.Errorf("GET /api/v1/strategy does not report the capability %q that %q depends on", g.claim, g.id)
+		l.reqs = append(l.reqs, req)
+	}
+	return l, nil
+}
+
+// burst runs every client for d: each sends its next request as soon as
+// the previous answered. It returns the verifications answered and the
+// time from the start until the last answer.
+func (l *loader) burst(d time.Duration) (int64, time.Duration, error) {
+	began := time.Now()
+	deadline := began.Add(d)
+	var n atomic.Int64
+	errs := make([]error, len(l.reqs))
+	var wg sync.WaitGroup
+	for i, req := range l.reqs {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				if err := verifyOnce(req, l.hc); err != nil {
+					errs[i] = err
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return 0, 0, err
 		}
-		p := &probe{e: r.e, c: r.e.main}
-		if g.limited {
-			p.c = r.e.limited
+	}
+	return n.Load(), time.Since(began), nil
+}
+
+// throughput loads each server with clients concurrent clients for d in
+// all, in slices of at most burstSlice, the servers taking turns.
+func throughput(ctx context.Context, ts []timed, clients int, d time.Duration, prog *progress) error {
+	loaders := make([]*loader, len(ts))
+	defer func() {
+		for _, l := range loaders {
+			if l != nil {
+				l.hc.CloseIdleConnections()
+			}
 		}
-		err := g.run(ctx, p)
-		if ctx.Err() != nil {
-			return ctx.Err()
+	}()
+	for i, t := range ts {
+		l, err := newLoader(ctx, t, clients)
+		if err != nil {
+			return err
 		}
-		cell, m := judge(g, r.name, claimed, err)
-		r.cells = append(r.cells, cell)
-		if m != nil {
-			r.mismatches = append(r.mismatches, *m)
+		loaders[i] = l
+		// Fill the caches with the clients' users, then open the
+		// connections.
+		for _, req := range l.reqs {
+			if err := verifyOnce(req, l.hc); err != nil {
+				return fmt.Errorf("%s (%s): %w", t.s.name, settingName(t.sv.setting), err)
+			}
+		}
+		if _, _, err := l.burst(min(d, 20*time.Millisecond)); err != nil {
+			return fmt.Errorf("%s (%s): %w", t.s.name, settingName(t.sv.setting), err)
+		}
+	}
+	slice := min(d, burstSlice)
+	rounds := int((d + slice - 1) / slice)
+	prog.say("loading each server with %d concurrent clients for %s, taking turns", clients, d)
+	for r := range rounds {
+		prog.live("throughput: round %d of %d", r+1, rounds)
+		for _, l := range loaders {
+			n, took, err := l.burst(slice)
+			if err != nil {
+				return fmt.Errorf("%s (%s): %w", l.t.s.name, settingName(l.t.sv.setting), err)
+			}
+			l.t.sv.verify.loadCount += n
+			l.t.sv.verify.loadTime += took
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	for _, l := range loaders {
+		c := &l.t.sv.verify
+		if c.loadTime > 0 {
+			c.rps = float64(c.loadCount) / c.loadTime.Seconds()
 		}
 	}
 	return nil
