@@ -115,6 +115,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis.url: %w", err)
 		}
+		// Without this go-redis ignores context deadlines on the socket
+		// and waits its ReadTimeout (5s) for every command: a hung Redis
+		// (CLIENT PAUSE) would hold each publish that long instead of the
+		// feed's short deadline, and /readyz past its own 2s.
+		ro.ContextTimeoutEnabled = true
 		s.redis = redis.NewClient(ro)
 	}
 	sc := cfg.ServiceConfig(secret, previous...)
