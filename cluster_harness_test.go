@@ -393,13 +393,14 @@ func (n *node) stayRejected(tokens ...string) {
 	})
 }
 
-// clearOfReads returns when n's next outbox read is at least half a poll
-// interval away, so that what n learns in the next moments it cannot have
-// learnt from the outbox.
+// clearOfReads returns when n's next outbox read is at least 400ms (or
+// three quarters of a poll interval) away, so that what n learns in the
+// next moments it cannot have learnt from the outbox.
 func (n *node) clearOfReads() {
 	n.t.Helper()
 	h := n.srv.FeedHealth()
-	if time.Since(h.LastRead) <= n.pollEvery()/2 {
+	headroom := min(400*time.Millisecond, n.pollEvery()*3/4)
+	if time.Since(h.LastRead) <= n.pollEvery()-headroom {
 		return
 	}
 	eventually(n.t, 2*n.pollEvery()+5*time.Second, n.name+"'s next outbox read", func() bool {

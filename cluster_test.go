@@ -93,7 +93,7 @@ func TestClusterRevocationViaOutbox(t *testing.T) {
 // subscriptions come back without restarting anything, and propagation
 // is fast again.
 func TestClusterRedisOutage(t *testing.T) {
-	const pause = 4 * time.Second
+	const pause = 6 * time.Second
 	outages := []struct {
 		name string
 		// start breaks Redis; end returns when it may work again.
@@ -210,10 +210,10 @@ func TestClusterSubscriptionKilled(t *testing.T) {
 }
 
 // TestClusterRevokerCutOffFromRedis: A reaches Redis through a proxy, B
-// directly. Cut the proxy: A can no longer publish, while B's
-// subscription stays healthy and hears nothing. A revocation on A is
-// still rejected on B within max_staleness: a healthy subscription does
-// not replace reading the outbox.
+// directly. Cut the proxy: A can no longer publish (its publishes fail),
+// while B's subscription stays healthy. A revocation
+// on A is still rejected on B within max_staleness: a healthy
+// subscription does not replace reading the outbox.
 func TestClusterRevokerCutOffFromRedis(t *testing.T) {
 	onDrivers(t, func(t *testing.T, driver string) {
 		rs := redistest.Start(t)
@@ -229,9 +229,10 @@ func TestClusterRevokerCutOffFromRedis(t *testing.T) {
 				eventually(t, 5*time.Second, "A notices it is cut off from Redis", func() bool { return !p.a.redisHealth().Up })
 				took := withinBound(t, p.a, p.b, m)
 				t.Logf("B rejected %v after the revoking request answered", took)
-				ha := p.b.redisHealth()
-				if !ha.Up || ha.Resubscribes != hb.Resubscribes || ha.Received != hb.Received {
-					t.Fatalf("B's subscription should have stayed up and quiet: %+v → %+v", hb, ha)
+				// B's subscription stayed healthy all along: a design
+				// that trusted it would never have read the outbox.
+				if ha := p.b.redisHealth(); !ha.Up || ha.Resubscribes != hb.Resubscribes {
+					t.Fatalf("B's subscription should have stayed up: %+v → %+v", hb, ha)
 				}
 				eventually(t, 5*time.Second, "A counts its failed publish", func() bool { return p.a.redisHealth().PublishFailed > failed })
 			})
