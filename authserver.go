@@ -125,9 +125,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 		// A dead Redis must cost a request milliseconds (the limiter
 		// falls back to memory, the feed to the outbox), not go-redis's
-		// default seconds of dialing and retrying.
+		// default seconds of dialing and retrying; and without
+		// ContextTimeoutEnabled go-redis ignores context deadlines on the
+		// socket, so a hung Redis (CLIENT PAUSE) would hold each publish
+		// for its ReadTimeout instead of the feed's short deadline.
 		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
 		ro.MaxRetries, ro.DialerRetries = -1, 1
+		ro.ContextTimeoutEnabled = true
 		s.redis = redis.NewClient(ro)
 	}
 	sc := cfg.ServiceConfig(secret, previous...)
@@ -381,7 +385,12 @@ func (s *Server) Ready(ctx context.Context) routes.Readiness {
 		r.Components["database"] = "up"
 	}
 	if s.redis != nil {
-		if err := s.redis.Ping(ctx).Err(); err != nil {
+		// Redis is reported, not fatal: a hung Redis must not make the
+		// probe itself time out.
+		pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		err := s.redis.Ping(pctx).Err()
+		cancel()
+		if err != nil {
 			r.Components["redis"] = "down"
 		} else {
 			r.Components["redis"] = "up"

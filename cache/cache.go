@@ -150,6 +150,15 @@ func (c *Cache[V]) Ticket() Ticket { return Ticket(c.seq.Load()) }
 // of the user arrived after t (the read may predate the change it
 // announced), when the cache holds a newer revision, or when the cache is
 // not trusted (it would be flushed before being trusted again).
+//
+// Revision 0 is a user that does not exist (real users start at 1): the
+// negative entry of a deleted user. Over a tombstone it is ordered by the
+// ticket alone, because the deletion's tombstone carries the user's last
+// revision, which "not found" can never reach; compared by revision, a
+// deleted user's token would read the database at every verification. It
+// is exact all the same: the read began after the invalidation arrived,
+// and anything that makes the id exist again is a newer invalidation,
+// which drops it.
 func (c *Cache[V]) Put(uid uint64, rev int64, v V, t Ticket) bool {
 	if uint64(t) < c.floor.Load() || !c.Trusted() {
 		c.stats.refused.Add(1)
@@ -159,7 +168,7 @@ func (c *Cache[V]) Put(uid uint64, rev int64, v V, t Ticket) bool {
 	s.mu.Lock()
 	if el, ok := s.items[uid]; ok {
 		e := el.Value.(*entry[V])
-		if (e.tomb && (e.seq > uint64(t) || rev < e.rev)) || (!e.tomb && e.rev > rev) {
+		if (e.tomb && (e.seq > uint64(t) || (rev != 0 && rev < e.rev))) || (!e.tomb && e.rev > rev) {
 			s.mu.Unlock()
 			c.stats.refused.Add(1)
 			return false

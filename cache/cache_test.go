@@ -52,6 +52,16 @@ func TestStaleFill(t *testing.T) {
 			c.Invalidate(2, 5)
 			return c.Put(1, 1, "mine", tk)
 		}, true},
+		{"a deleted user's absence, read after the deletion's invalidation: stored", func(c *Cache[string]) bool {
+			c.Invalidate(1, 7)
+			tk := c.Ticket()
+			return c.Put(1, 0, "nobody", tk)
+		}, true},
+		{"a deleted user's absence, read before the deletion's invalidation: refused", func(c *Cache[string]) bool {
+			tk := c.Ticket()
+			c.Invalidate(1, 7)
+			return c.Put(1, 0, "nobody", tk)
+		}, false},
 		{"a flush refuses every fill in flight", func(c *Cache[string]) bool {
 			tk := c.Ticket()
 			c.Flush()
@@ -97,6 +107,20 @@ func TestInvalidate(t *testing.T) {
 	if c.MaxUser() != 1 {
 		t.Fatalf("MaxUser %d, want 1", c.MaxUser())
 	}
+}
+
+// TestNegativeEntry: a deleted user is remembered as nobody, and any
+// later invalidation of the id (a new account on a reused id starts at
+// revision 1) drops that.
+func TestNegativeEntry(t *testing.T) {
+	c := trusted(100)
+	c.Invalidate(1, 7)
+	if !c.Put(1, 0, "nobody", c.Ticket()) {
+		t.Fatal("the absence of a deleted user was refused")
+	}
+	wantGet(t, c, 1, "nobody", true)
+	c.Invalidate(1, 1)
+	wantGet(t, c, 1, "", false)
 }
 
 // TestTrust: an untrusted cache answers nothing and stores nothing; it is

@@ -133,8 +133,7 @@ func baseConfig(name string) *config.Config {
 	cfg := config.Defaults()
 	cfg.Strategy = name
 	cfg.Password.BcryptCost = 4
-	cfg.RateLimit = config.RateLimit{LoginPerIP: "0", RegisterPerIP: "0", ResetPerIP: "0", ResetPerAccount: "0", RefreshPerIP: "0", VerifyPerIP: "0"}
-	cfg.BruteForce.MaxFailures = 0
+	cfg.NoLimits()
 	return cfg
 }
 

@@ -116,7 +116,7 @@ func newEnv(t testing.TB, driver, name string, opts ...func(*config.Config)) *en
 	// Every request of the harness comes from one IP and the race tests
 	// send 50 at once: the abuse controls are off unless a test turns
 	// them on (see abuse_test.go).
-	noLimits(cfg)
+	cfg.NoLimits()
 	for _, o := range opts {
 		o(cfg)
 	}
@@ -146,12 +146,6 @@ func startServer(t testing.TB, o authserver.Options) *authserver.Server {
 		t.Fatalf("first outbox read: %v", err)
 	}
 	return srv
-}
-
-// noLimits turns every rate limit and the brute-force throttle off.
-func noLimits(c *config.Config) {
-	c.RateLimit = config.RateLimit{LoginPerIP: "0", RegisterPerIP: "0", ResetPerIP: "0", ResetPerAccount: "0", RefreshPerIP: "0", VerifyPerIP: "0"}
-	c.BruteForce.MaxFailures = 0
 }
 
 // matrix runs fn for every strategy on every test database.

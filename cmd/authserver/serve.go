@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
@@ -34,6 +36,10 @@ func serve(ctx context.Context, configPath string) error {
 		return err
 	}
 	gin.SetMode(gin.ReleaseMode)
+	// go-redis reports connection trouble through a logger of its own;
+	// send it to ours, at debug level: the feed and the limiter log the
+	// outages that matter, once each.
+	redis.SetLogger(redisLog{log})
 	srv, err := authserver.New(ctx, authserver.Options{Config: cfg, Log: log})
 	if err != nil {
 		return err
@@ -80,4 +86,11 @@ func httpServer(addr string, h http.Handler) *http.Server {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
+}
+
+// redisLog is go-redis's logger over ours.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
