@@ -340,3 +340,33 @@ func TestEmbeddedNamingStrategy(t *testing.T) {
 		})
 	}
 }
+
+// TestReadmeQuotesTheExample: the README's embedding section (and its
+// draft, docs/integrating.md) quotes newApp word for word, so that the
+// Go it shows compiles and is tested.
+func TestReadmeQuotesTheExample(t *testing.T) {
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoted := 0
+	for _, doc := range []string{"../../README.md", "../../docs/integrating.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			continue
+		}
+		for _, block := range strings.Split(string(b), "```go\n")[1:] {
+			code, _, _ := strings.Cut(block, "```")
+			if !strings.Contains(code, "func newApp(") {
+				continue
+			}
+			quoted++
+			if !strings.Contains(string(src), code) {
+				t.Errorf("%s quotes a newApp that is not the one of examples/embedded/main.go", doc)
+			}
+		}
+	}
+	if quoted == 0 {
+		t.Errorf("neither README.md nor docs/integrating.md quotes newApp of examples/embedded/main.go")
+	}
+}
