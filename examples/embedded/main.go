@@ -39,7 +39,7 @@ func newApp(ctx context.Context, cfg *config.Config, db *gorm.DB) (*gin.Engine, 
 	if err := db.AutoMigrate(&User{}); err != nil {
 		return nil, nil, err
 	}
-	cfg.Database.TablePrefix = "auth_" // our users table stays ours
+	cfg.Database.TablePrefix = "auth_" // its tables: auth_users, auth_sessions, ...
 	srv, err := authserver.New(ctx, authserver.Options{Config: cfg, DB: db})
 	if err != nil {
 		return nil, nil, err
@@ -49,7 +49,8 @@ func newApp(ctx context.Context, cfg *config.Config, db *gorm.DB) (*gin.Engine, 
 	r.GET("/profile", srv.Middleware(), func(c *gin.Context) {
 		uid, _ := authserver.UserID(c) // verified: revoked tokens never get here
 		u := User{AuthUserID: uid, Nickname: "new user"}
-		if err := db.WithContext(c).Where(User{AuthUserID: uid}).FirstOrCreate(&u).Error; err != nil {
+		// The request's context, not c: gin reuses c once the handler returns.
+		if err := db.WithContext(c.Request.Context()).Where(User{AuthUserID: uid}).FirstOrCreate(&u).Error; err != nil {
 			c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{"error": "the profile cannot be read"})
 			return
 		}

@@ -22,6 +22,7 @@ import (
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 	"gorm.io/gorm/schema"
 
 	"github.com/revocable/authserver"
@@ -40,6 +41,9 @@ func TestMain(m *testing.M) {
 func openHost(t *testing.T, driver string, gc *gorm.Config) *gorm.DB {
 	t.Helper()
 	_, dsn := dbtest.DSN(t, driver)
+	if gc.Logger == nil {
+		gc.Logger = logger.Discard
+	}
 	var (
 		db  *gorm.DB
 		err error
