@@ -243,6 +243,12 @@ func (s *Server) Handler() http.Handler {
 // are relative to it: r.Group("/api/v1") gives the standard ones.
 func (s *Server) Mount(r gin.IRouter) { s.api.Mount(r) }
 
+// CORS is the CORS middleware of cors.allowed_origins, for an application
+// that mounts the API: use it on the engine (router.Use(srv.CORS())), so
+// that it answers preflights to every path before routing. Handler applies
+// it by itself; without allowed origins it does nothing.
+func (s *Server) CORS() gin.HandlerFunc { return s.api.CORS() }
+
 // Middleware protects an application's own routes: it verifies the
 // Bearer token under the running strategy (through the cache, like the
 // API) and makes the caller available to UserID, LoginID and Caller, or

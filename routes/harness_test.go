@@ -263,6 +263,7 @@ func (e *env) send(r req) *resp {
 			e.t.Errorf("%s %s: answer is not a JSON object: %q", r.method, r.path, out.Raw)
 		}
 	}
+	e.checkAnswer(hr, out) // against the OpenAPI document
 	return out
 }
 

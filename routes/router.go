@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
+	"github.com/revocable/authserver/apidoc"
 	"github.com/revocable/authserver/bruteforce"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/demo"
@@ -73,6 +74,12 @@ type server struct {
 	cookiePath string
 	tailOnce   sync.Once
 	tail       []byte
+	// introspection is introspection.clients (nil: none, 404).
+	introspection *introspectionClients
+	// cors is cors.allowed_origins (nil: no CORS headers).
+	cors *corsPolicy
+	// openapi is the OpenAPI document, as JSON.
+	openapi []byte
 }
 
 // API is the HTTP layer, built once. It is served alone (Handler) or
@@ -103,6 +110,13 @@ func New(d Deps) (*API, error) {
 	if s.proxies, err = parseProxies(d.Config.Server.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
+	if s.introspection, err = newIntrospectionClients(d.Config.Introspection.Clients); err != nil {
+		return nil, err
+	}
+	s.cors = newCORS(d.Config.CORS.AllowedOrigins)
+	if s.openapi, err = apidoc.JSON(); err != nil {
+		return nil, err
+	}
 	if s.resets, err = workq.New(workq.Config{Name: "password-reset", Size: resetQueueSize, Workers: 2, Timeout: 30 * time.Second, Log: s.log}, s.runReset); err != nil {
 		return nil, err
 	}
@@ -129,6 +143,9 @@ func (a *API) Handler() (*gin.Engine, error) {
 	r.Use(s.requestContext(), s.logRequests(), gin.CustomRecovery(func(c *gin.Context, _ any) {
 		s.writeError(c, errInternal)
 	}))
+	if s.cors != nil {
+		r.Use(s.cors.handler())
+	}
 	r.NoRoute(func(c *gin.Context) { s.writeError(c, errNotFound) })
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.handle(s.readyz))
@@ -175,6 +192,7 @@ func (a *API) Authenticate() gin.HandlerFunc {
 // routes registers every API route on g.
 func (s *server) routes(g *gin.RouterGroup) {
 	s.cookiePath = strings.TrimSuffix(g.BasePath(), "/") + "/auth"
+	g.GET("/openapi.json", s.openAPI)
 	api := g.Group("", noStore)
 	api.GET("/strategy", s.strategyInfo)
 	api.POST("/auth/register", s.limit("register_per_ip"), s.handle(s.register))
@@ -188,6 +206,7 @@ func (s *server) routes(g *gin.RouterGroup) {
 	for _, m := range forwardAuthMethods {
 		api.Handle(m, "/auth/verify", verifyLimit, s.verify)
 	}
+	api.POST("/auth/introspect", verifyLimit, s.handle(s.introspect))
 	authed := api.Group("", s.authenticate())
 	authed.POST("/auth/logout", s.handle(s.logout))
 	authed.POST("/auth/logout-all", s.handle(s.logoutAll))
