@@ -26,6 +26,9 @@ type apiError struct {
 	// RetryAfter, when positive, is sent as the Retry-After header, in
 	// whole seconds.
 	RetryAfter int
+	// Challenge, when set, is the WWW-Authenticate header of a 401 in
+	// place of the Bearer one (introspection's clients use Basic).
+	Challenge string
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -113,7 +116,9 @@ func (s *server) writeError(c *gin.Context, err error) {
 		s.log.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err)
 	}
 	if ae.Status == http.StatusUnauthorized {
-		if ae.Code == "invalid_credentials" || ae.Code == "token_missing" {
+		if ae.Challenge != "" {
+			c.Header("WWW-Authenticate", ae.Challenge)
+		} else if ae.Code == "invalid_credentials" || ae.Code == "token_missing" {
 			c.Header("WWW-Authenticate", `Bearer realm="authserver"`)
 		} else {
 			c.Header("WWW-Authenticate", `Bearer realm="authserver", error="invalid_token"`)

@@ -166,7 +166,7 @@ func TestIntrospectTokens(t *testing.T) {
 			if !active(e.introspectToken(valid.refresh, "access_token")) {
 				t.Errorf("a live refresh token with the hint access_token is not active")
 			}
-			next := e.sessionOf(scRefresh(e, valid.refresh))
+			next := e.sessionOf(rtRefresh(e, valid.refresh))
 			wantInactive(t, "a spent refresh token", e.introspectToken(valid.refresh))
 			if r := e.introspectToken(next.refresh); !active(r) || r.str("sid") != valid.loginID {
 				t.Errorf("its successor: %s, want active with the same sid", r.Raw)
@@ -182,7 +182,7 @@ func TestIntrospectTokens(t *testing.T) {
 				if !active(r) {
 					wantInactive(t, what, r)
 				}
-				if got := scRefresh(e, tok).Code == http.StatusOK; got != active(r) {
+				if got := rtRefresh(e, tok).Code == http.StatusOK; got != active(r) {
 					t.Errorf("%s: introspection active=%v, refresh succeeded=%v", what, active(r), got)
 				}
 			}
@@ -376,7 +376,7 @@ func TestIntrospectLogsNoSecret(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.Password.BcryptCost = 4
 	cfg.Log.Level = "debug"
-	noLimits(cfg)
+	cfg.NoLimits()
 	withIntrospection(cfg)
 	cfg.Cache.Enabled = false
 	var logs syncBuffer

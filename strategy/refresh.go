@@ -103,6 +103,40 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 	return out, nil
 }
 
+// RefreshInfo describes a refresh token that can still be exchanged.
+type RefreshInfo struct {
+	UserID uint64
+	// LoginID is the login (the refresh family) it belongs to.
+	LoginID             string
+	IssuedAt, ExpiresAt time.Time
+}
+
+// RefreshInfo answers for introspection whether a refresh token can still
+// be exchanged: its row is unused (not yet rotated), unrevoked and
+// unexpired; nil when it cannot. Every way a login ends revokes its
+// refresh rows in the same transaction, and deleting an account deletes
+// them, so the row alone is the answer. (A token spent within
+// jwt.refresh_reuse_grace still returns its successor when presented
+// again, but is reported inactive: it will not be exchanged for a new
+// one.)
+func (s *Service) RefreshInfo(ctx context.Context, raw string) (*RefreshInfo, error) {
+	if raw == "" || len(raw) > maxRefreshBytes {
+		return nil, nil
+	}
+	var row models.RefreshToken
+	err := s.db.WithContext(ctx).Take(&row, "token_hash = ?", HashSecret(raw)).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, models.Unavailable("load refresh token", err)
+	}
+	if row.UsedAt != nil || row.RevokedAt != nil || !s.now().Before(row.ExpiresAt) {
+		return nil, nil
+	}
+	return &RefreshInfo{UserID: row.UserID, LoginID: row.FamilyID, IssuedAt: row.IssuedAt, ExpiresAt: row.ExpiresAt}, nil
+}
+
 // successorRow finds the live successor of a refresh token spent within
 // the grace window. The successor is derived under each server secret in
 // turn, so that a rotation of the secret within the window does not turn
