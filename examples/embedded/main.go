@@ -74,8 +74,10 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Close()
-	go srv.Run(ctx)
+	if err := srv.Start(ctx); err != nil { // the cache feed, prune, last-seen writer
+		log.Print(err) // verifies from the database until the outbox reads
+	}
+	defer srv.Stop()
 	hs := &http.Server{Addr: "127.0.0.1:8000", Handler: r}
 	go func() { <-ctx.Done(); _ = hs.Shutdown(context.Background()) }()
 	if err := hs.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {

@@ -96,22 +96,20 @@ func start(t *testing.T, db *gorm.DB) *running {
 		cancel()
 		t.Fatalf("newApp: %v", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Run(ctx)
-	}()
 	stopped := false
 	a := &running{t: t, h: r, srv: srv}
 	a.stop = func() {
 		if !stopped {
 			stopped = true
 			cancel()
-			<-done
-			if err := srv.Close(); err != nil {
-				t.Errorf("srv.Close: %v", err)
+			if err := srv.Stop(); err != nil {
+				t.Errorf("srv.Stop: %v", err)
 			}
 		}
+	}
+	if err := srv.Start(ctx); err != nil {
+		a.stop()
+		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(a.stop)
 	return a
