@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -62,7 +63,23 @@ func serve(ctx context.Context, configPath string) error {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if mh := srv.MetricsHandler(); mh != nil {
+		// A listener of its own, so that the metrics are never public
+		// wherever the API is.
+		ln, err := net.Listen("tcp", cfg.Metrics.Addr)
+		if err != nil {
+			return fmt.Errorf("metrics.addr: %w", err)
+		}
+		ms := &http.Server{Handler: mh, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+		go func() {
+			if err := ms.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+		defer ms.Close()
+		log.Info("metrics listening", "addr", ln.Addr().String())
+	}
 	go func() { errc <- hs.ListenAndServe() }()
 	log.Info("authserver listening", "addr", cfg.Server.Addr, "strategy", cfg.Strategy, "database", cfg.Database.Driver,
 		"cache", cfg.Cache.Enabled, "redis", cfg.Redis.URL != "")
