@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/revocable/authserver/config"
 )
@@ -341,5 +344,38 @@ func TestMetricsOff(t *testing.T) {
 	on := newEnv(t, "sqlite", "password_key", withMetrics)
 	if r := on.send(req{method: "GET", path: "/metrics"}); r.Code != http.StatusNotFound {
 		t.Fatalf("with metrics on, GET /metrics on the API answered %d: the metrics must be on their own listener only", r.Code)
+	}
+}
+
+// TestMetricsCountAnApplicationsVerifications: Server.Middleware, which
+// protects an embedding application's own routes, counts its
+// verifications like the API's.
+func TestMetricsCountAnApplicationsVerifications(t *testing.T) {
+	e := newEnv(t, "sqlite", "password_key", withMetrics)
+	ts := metricsServer(t, e)
+	e.register("ann@example.com")
+	tok := tokensOf(t, e.do(http.StatusOK, req{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": "ann@example.com", "password": password}}))
+	app := gin.New()
+	app.GET("/orders", e.srv.Middleware(), func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	before := scrapeMetrics(t, ts)
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{tok.access, http.StatusNoContent}, {tok.access, http.StatusNoContent}, {"garbage", http.StatusUnauthorized}, {"", http.StatusUnauthorized}} {
+		r := httptest.NewRequest(http.MethodGet, "/orders", nil)
+		if c.token != "" {
+			r.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		w := httptest.NewRecorder()
+		app.ServeHTTP(w, r)
+		if w.Code != c.want {
+			t.Fatalf("GET /orders: %d, want %d", w.Code, c.want)
+		}
+	}
+	after := scrapeMetrics(t, ts)
+	for result, want := range map[string]float64{"ok": 2, "invalid": 2, "expired": 0, "revoked": 0} {
+		if got := after.value("authserver_token_verifications_total", "result", result) - before.value("authserver_token_verifications_total", "result", result); got != want {
+			t.Errorf("%s: moved by %v, want %v", result, got, want)
+		}
 	}
 }

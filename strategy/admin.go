@@ -86,8 +86,11 @@ func (s *Service) AdminDeleteUser(ctx context.Context, uid uint64) error {
 // refresh token still works).
 func (s *Service) AdminSessions(ctx context.Context, uid uint64) ([]Device, error) {
 	u, err := s.User(ctx, uid)
-	if err != nil {
+	if errors.Is(err, ErrTokenInvalid) {
 		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
 	}
 	if dm, ok := s.strat.(DeviceManager); ok {
 		return dm.Devices(ctx, s.db, u, s.now())
