@@ -34,6 +34,7 @@ import (
 	"github.com/revocable/authserver/bruteforce"
 	"github.com/revocable/authserver/cache"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/metrics"
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/passhash"
 	"github.com/revocable/authserver/ratelimit"
@@ -78,6 +79,12 @@ type Server struct {
 	// throttles is the brute-force throttle's store, pruned with the rest.
 	throttles *bruteforce.DBStore
 	throttle  *bruteforce.Throttle
+	limits    *ratelimit.Limiter
+	hasher    *passhash.Hasher
+	// metrics is nil unless metrics.addr is set; throttleStats counts
+	// what the throttle's store does, for it.
+	metrics       *metrics.Metrics
+	throttleStats *bruteforce.CountingStore
 
 	// stop ends the background work Start started.
 	stop      func()
@@ -101,6 +108,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	// Every line logged with a request's context names the request.
+	log = slog.New(requestIDHandler{log.Handler()})
 	s := &Server{cfg: cfg, log: log}
 	ok := false
 	defer func() {
@@ -151,11 +160,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.tokens, err = strategy.New(s.db, cfg.Strategy, sc); err != nil {
 		return nil, err
 	}
-	deps := routes.Deps{Config: cfg, Tokens: s.tokens, Log: log, Mailer: o.Mailer, Ready: s.Ready, Now: o.Now}
+	if cfg.Metrics.Addr != "" {
+		s.metrics = metrics.New(metrics.Info{Strategy: cfg.Strategy, Driver: models.Driver(s.db)})
+	}
+	deps := routes.Deps{Config: cfg, Tokens: s.tokens, Log: log, Mailer: o.Mailer, Ready: s.Ready, Now: o.Now, Metrics: s.metrics}
 	if err := s.abuseControls(&deps, secret, o.Now); err != nil {
 		return nil, err
 	}
 	if s.api, err = routes.New(deps); err != nil {
+		return nil, err
+	}
+	if err := s.watch(); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -187,13 +202,19 @@ func (s *Server) abuseControls(d *routes.Deps, secret []byte, now func() time.Ti
 		return err
 	}
 	s.throttles = bruteforce.NewDBStore(s.db)
-	if d.Throttle, err = bruteforce.New(s.throttles, bruteforce.Options{Policy: cfg.BruteForcePolicy(), KeySecret: bfKey, Now: now}); err != nil {
+	var store bruteforce.Store = s.throttles
+	if s.metrics != nil {
+		s.throttleStats = bruteforce.NewCountingStore(s.throttles, now)
+		store = s.throttleStats
+	}
+	if d.Throttle, err = bruteforce.New(store, bruteforce.Options{Policy: cfg.BruteForcePolicy(), KeySecret: bfKey, Now: now}); err != nil {
 		return err
 	}
-	s.throttle = d.Throttle
+	s.throttle, s.limits = d.Throttle, d.Limits
 	d.Hasher, err = passhash.New(passhash.Config{
 		Cost: cfg.Password.BcryptCost, MaxConcurrent: cfg.Password.MaxConcurrentHashes, QueueTimeout: cfg.Password.HashQueueTimeout,
 	})
+	s.hasher = d.Hasher
 	return err
 }
 
@@ -359,12 +380,7 @@ func (s *Server) prune(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := s.tokens.Prune(ctx)
-			if err == nil && s.throttles != nil {
-				var m int64
-				m, err = s.throttles.Prune(ctx, time.Now(), s.cfg.BruteForcePolicy())
-				n += m
-			}
+			n, err := s.Prune(ctx)
 			if err != nil {
 				s.log.Warn("prune failed", "err", err)
 				continue
@@ -374,6 +390,21 @@ func (s *Server) prune(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Prune deletes, once, what can no longer be used: expired or revoked
+// refresh tokens and sessions, used or expired reset tokens, old outbox
+// rows, audit events past audit.retention and forgotten brute-force
+// counts. Run does it every database.prune_interval; it returns how many
+// rows went.
+func (s *Server) Prune(ctx context.Context) (int64, error) {
+	n, err := s.tokens.Prune(ctx)
+	if err == nil && s.throttles != nil {
+		var m int64
+		m, err = s.throttles.Prune(ctx, time.Now(), s.cfg.BruteForcePolicy())
+		n += m
+	}
+	return n, err
 }
 
 // Ready reports what the server depends on, by name: the database, Redis

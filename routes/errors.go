@@ -107,13 +107,17 @@ func toAPI(err error) *apiError {
 // logged, never sent.
 func (s *server) writeError(c *gin.Context, err error) {
 	ae := toAPI(err)
+	if s.metrics != nil {
+		// The metrics middleware reads the outcome from it.
+		_ = c.Error(err)
+	}
 	switch {
 	case errors.Is(err, passhash.ErrBusy) || errors.Is(err, strategy.ErrBusy):
 		// Load shedding, by design: under a flood an error line per
 		// request would only add to the load.
-		s.log.DebugContext(c.Request.Context(), "request shed", "route", c.FullPath(), "err", err)
+		s.log.DebugContext(c.Request.Context(), "request shed", "route", c.FullPath(), "err", err, "request_id", requestID(c))
 	case ae.Status >= 500 && ae.Status != http.StatusNotImplemented:
-		s.log.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err)
+		s.log.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err, "request_id", requestID(c))
 	}
 	if ae.Status == http.StatusUnauthorized {
 		if ae.Challenge != "" {

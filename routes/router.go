@@ -20,6 +20,7 @@ import (
 	"github.com/revocable/authserver/bruteforce"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/demo"
+	"github.com/revocable/authserver/metrics"
 	"github.com/revocable/authserver/passhash"
 	"github.com/revocable/authserver/ratelimit"
 	"github.com/revocable/authserver/strategy"
@@ -42,6 +43,8 @@ type Deps struct {
 	Throttle *bruteforce.Throttle
 	// Hasher runs bcrypt, a bounded number at a time.
 	Hasher *passhash.Hasher
+	// Metrics, when set, counts requests and their outcomes (metrics.addr).
+	Metrics *metrics.Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -67,6 +70,7 @@ type server struct {
 	limits   *ratelimit.Limiter
 	throttle *bruteforce.Throttle
 	hasher   *passhash.Hasher
+	metrics  *metrics.Metrics
 	// resets makes reset tokens and mails them off the request path.
 	resets *workq.Queue[resetJob]
 	// cookiePath is the refresh cookie's path: the auth routes of the
@@ -95,7 +99,7 @@ func New(d Deps) (*API, error) {
 	}
 	s := &server{
 		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mailer: d.Mailer, ready: d.Ready, now: d.Now,
-		ids: newIDSource(), limits: d.Limits, throttle: d.Throttle, hasher: d.Hasher,
+		ids: newIDSource(), limits: d.Limits, throttle: d.Throttle, hasher: d.Hasher, metrics: d.Metrics,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -130,6 +134,9 @@ func (a *API) Close(ctx context.Context) error { return a.s.resets.Close(ctx) }
 // WaitResets waits until the reset queue is empty (tests, shutdown).
 func (a *API) WaitResets(ctx context.Context) error { return a.s.resets.Wait(ctx) }
 
+// ResetQueueStats are the counters of the reset queue (metrics).
+func (a *API) ResetQueueStats() workq.Stats { return a.s.resets.Stats() }
+
 // Handler is the whole server: the API under /api/v1, the health checks,
 // one log line per request and recovery from panics.
 func (a *API) Handler() (*gin.Engine, error) {
@@ -140,9 +147,9 @@ func (a *API) Handler() (*gin.Engine, error) {
 	if err := r.SetTrustedProxies(s.cfg.Server.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
-	r.Use(s.requestContext(), s.logRequests(), gin.CustomRecovery(func(c *gin.Context, _ any) {
+	r.Use(chain(s.requestContext(), s.observeRequests(), s.logRequests(), gin.CustomRecovery(func(c *gin.Context, _ any) {
 		s.writeError(c, errInternal)
-	}))
+	}))...)
 	if s.cors != nil {
 		r.Use(s.cors.handler())
 	}
@@ -168,7 +175,7 @@ func (a *API) Handler() (*gin.Engine, error) {
 // id and the no-store header. The refresh cookie is scoped to the
 // mounted auth routes.
 func (a *API) Mount(r gin.IRouter) {
-	g := r.Group("", a.s.requestContext())
+	g := r.Group("", chain(a.s.requestContext(), a.s.observeRequests())...)
 	a.s.routes(g)
 }
 
@@ -181,8 +188,10 @@ func (a *API) Authenticate() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, ok := s.verifyBearer(c)
 		if !ok {
+			s.countFailedVerification(c)
 			return
 		}
+		s.metrics.Verification(metrics.VerifyOK)
 		c.Set(principalKey, p)
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), callerKey{}, p))
 		c.Next()
@@ -196,26 +205,28 @@ func (s *server) routes(g *gin.RouterGroup) {
 	api := g.Group("", noStore)
 	api.GET("/strategy", s.strategyInfo)
 	api.POST("/auth/register", s.limit("register_per_ip"), s.handle(s.register))
-	api.POST("/auth/login", s.limit("login_per_ip"), s.handle(s.login))
-	api.POST("/auth/refresh", s.limit("refresh_per_ip"), s.handle(s.refresh))
+	api.POST("/auth/login", chain(s.countLogins(), s.limit("login_per_ip"), s.handle(s.login))...)
+	api.POST("/auth/refresh", chain(s.limit("refresh_per_ip"), s.countRefreshes(), s.handle(s.refresh))...)
 	api.POST("/auth/password-reset", s.limit("reset_per_ip"), s.handle(s.resetRequest))
 	// Confirming hashes the new password: the same per-IP budget.
-	api.POST("/auth/password-reset/confirm", s.limit("reset_per_ip"), s.handle(s.resetConfirm))
+	api.POST("/auth/password-reset/confirm", chain(s.limit("reset_per_ip"), s.countRevocation(metrics.RevokePassword), s.handle(s.resetConfirm))...)
 
 	verifyLimit := s.limit("verify_per_ip")
+	verify := chain(verifyLimit, s.countVerifications(), s.verify)
 	for _, m := range forwardAuthMethods {
-		api.Handle(m, "/auth/verify", verifyLimit, s.verify)
+		api.Handle(m, "/auth/verify", verify...)
 	}
 	api.POST("/auth/introspect", verifyLimit, s.handle(s.introspect))
-	authed := api.Group("", s.authenticate())
-	authed.POST("/auth/logout", s.handle(s.logout))
-	authed.POST("/auth/logout-all", s.handle(s.logoutAll))
-	authed.POST("/auth/logout-others", s.handle(s.logoutOthers))
+	authed := api.Group("", chain(s.countVerifications(), s.authenticate())...)
+	authed.POST("/auth/logout", chain(s.countRevocation(metrics.RevokeLogout), s.handle(s.logout))...)
+	authed.POST("/auth/logout-all", chain(s.countRevocation(metrics.RevokeLogoutAll), s.handle(s.logoutAll))...)
+	authed.POST("/auth/logout-others", chain(s.countRevocation(metrics.RevokeLogoutOthers), s.handle(s.logoutOthers))...)
 	authed.GET("/me", s.handle(s.me))
-	authed.PUT("/me/password", s.handle(s.changePassword))
-	authed.DELETE("/me", s.handle(s.deleteMe))
+	authed.GET("/me/events", s.handle(s.myEvents))
+	authed.PUT("/me/password", chain(s.countRevocation(metrics.RevokePassword), s.handle(s.changePassword))...)
+	authed.DELETE("/me", chain(s.countRevocation(metrics.RevokeDeletion), s.handle(s.deleteMe))...)
 	authed.GET("/sessions", s.handle(s.listSessions))
-	authed.DELETE("/sessions/:id", s.handle(s.revokeSession))
+	authed.DELETE("/sessions/:id", chain(s.countRevocation(metrics.RevokeDevice), s.handle(s.revokeSession))...)
 	if s.cfg.Demo.Enabled {
 		authed.GET("/demo/state", s.handle(s.demoState))
 	}

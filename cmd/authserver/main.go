@@ -1,6 +1,8 @@
 // Command authserver is the auth server's one binary: `serve` (the default)
 // runs the server, `compare` measures the revocation strategies side by
-// side. This package only wires the other packages together.
+// side, `demo` runs the teaching page, and the admin commands (`user`,
+// `sessions`, `prune`, `config check`, `keys`) operate a deployment. This
+// package only wires the other packages together.
 package main
 
 import (
@@ -39,5 +41,6 @@ func rootCmd() *cobra.Command {
 	})
 	root.AddCommand(compareCmd())
 	root.AddCommand(demoCmd())
+	root.AddCommand(userCmd(&configPath), sessionsCmd(&configPath), pruneCmd(&configPath), configCmd(&configPath), keysCmd(&configPath))
 	return root
 }

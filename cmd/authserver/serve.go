@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -52,7 +53,23 @@ func serve(ctx context.Context, configPath string) error {
 	defer srv.Stop()
 
 	hs := httpServer(cfg.Server.Addr, srv.Handler())
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if mh := srv.MetricsHandler(); mh != nil {
+		// A listener of its own, so that the metrics are never public
+		// wherever the API is.
+		ln, err := net.Listen("tcp", cfg.Metrics.Addr)
+		if err != nil {
+			return fmt.Errorf("metrics.addr: %w", err)
+		}
+		ms := httpServer("", mh)
+		go func() {
+			if err := ms.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+		defer ms.Close()
+		log.Info("metrics listening", "addr", ln.Addr().String())
+	}
 	go func() { errc <- hs.ListenAndServe() }()
 	log.Info("authserver listening", "addr", cfg.Server.Addr, "strategy", cfg.Strategy, "database", cfg.Database.Driver,
 		"cache", cfg.Cache.Enabled, "redis", cfg.Redis.URL != "")

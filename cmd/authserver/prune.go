@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func pruneCmd(configPath *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "prune",
+		Short: "Delete expired and revoked rows and old audit events now",
+		Long: `prune does once what a running server does every database.prune_interval:
+it deletes expired or revoked refresh tokens and sessions, used or expired
+reset tokens, old invalidation outbox rows, audit events older than
+audit.retention and forgotten brute-force counts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, srv, err := openAdmin(cmd.Context(), *configPath)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			n, err := srv.Prune(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d rows\n", n)
+			return nil
+		},
+	}
+}
