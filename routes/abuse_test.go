@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/internal/redistest"
@@ -929,6 +931,47 @@ func TestDeviceLimitKeepsItsMeaning(t *testing.T) {
 					e.wantVerify("the first device", logins[0].access, http.StatusOK)
 				})
 			}
+		}
+	})
+}
+
+// TestRateLimitMounted: mounted into an application's own gin engine, the
+// API takes the client IP as server.trusted_proxies says, not as the
+// application's engine does: gin trusts every proxy unless told otherwise,
+// so an engine left at its defaults would let a client name any address in
+// X-Forwarded-For, escape every per-IP limit and write that address into
+// its device list and the audit trail.
+func TestRateLimitMounted(t *testing.T) {
+	onDrivers(t, func(t *testing.T, driver string) {
+		e := newEnv(t, driver, "multi_device", func(c *config.Config) { c.RateLimit.LoginPerIP = abRuleBudget })
+		app := gin.New()
+		e.srv.Mount(app.Group("/api/v1"))
+		e.handler = app
+		e.register(email(1))
+		var s session
+		for i := range 3 {
+			r := e.send(req{method: "POST", path: "/api/v1/auth/login", header: map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", i+1)},
+				body: map[string]string{"email": email(1), "password": password}})
+			if i < 2 {
+				if r.Code != http.StatusOK {
+					t.Fatalf("login %d: %d %s", i+1, r.Code, r.Raw)
+				}
+				s = session{access: r.str("access_token")}
+				continue
+			}
+			abWantLimited(t, "third login of one peer, rotating X-Forwarded-For", r)
+		}
+		for _, d := range scSessions(e, s.access) {
+			if d.IP != "192.0.2.10" {
+				t.Fatalf("device %s has IP %q, want the peer's 192.0.2.10", d.ID, d.IP)
+			}
+		}
+		var ips []string
+		if err := e.db.Model(&models.AuditEvent{}).Where("action = ?", "login").Distinct().Pluck("ip", &ips).Error; err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ips, []string{"192.0.2.10"}) {
+			t.Fatalf("login audit events have IPs %v, want just the peer's", ips)
 		}
 	})
 }

@@ -115,7 +115,7 @@ func (s *server) changePassword(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.tokens.ChangePassword(s.ctx(c), principal(c), u.PasswordHash, hash, device(c, ""))
+	t, err := s.tokens.ChangePassword(s.ctx(c), principal(c), u.PasswordHash, hash, s.device(c, ""))
 	if err != nil {
 		return err
 	}
