@@ -467,14 +467,17 @@ func TestResetCooldownAndLiveTokens(t *testing.T) {
 // TestBruteForceThrottle: a known and an unknown email, driven in
 // lockstep, get identical answers at every step: 401 up to the lock, then
 // 429 rate_limited with the same Retry-After, even with the right password
-// and without any bcrypt (abBreakHash; the failure count does not move), the lock
-// doubling with each further failure. After the lock the right password
-// logs in and the count starts over.
+// and without any bcrypt (abBreakHash; the failure count does not move),
+// the lock doubling with each further failure. The owner's tokens keep working
+// meanwhile. After the lock the right password logs in and the count
+// starts over.
 func TestBruteForceThrottle(t *testing.T) {
 	onDrivers(t, func(t *testing.T, driver string) {
 		e := newEnv(t, driver, "password_key", abThrottle)
 		e.register(email(1))
 		known, unknown := email(1), email(2)
+		// The account's owner, signed in before the attack.
+		owner := abLogin(e, "laptop")
 		both := func(what, pw string, status int, retry string) {
 			t.Helper()
 			k, u := apiLogin(e, known, pw), apiLogin(e, unknown, pw)
@@ -506,9 +509,13 @@ func TestBruteForceThrottle(t *testing.T) {
 		both("wrong password while locked", "wrong password", http.StatusTooManyRequests, "30")
 		restore()
 		after := abSnapshot(e)
-		if after.Failures != locked.Failures || after.LockedUntil != locked.LockedUntil || after.RefreshTokens != 0 {
+		if after.Failures != locked.Failures || after.LockedUntil != locked.LockedUntil || after.RefreshTokens != locked.RefreshTokens {
 			t.Fatalf("refused logins changed the count or logged in: before %+v, after %+v", locked, after)
 		}
+		// The trade-off: an attacker can delay the owner's password
+		// logins, never the owner's tokens.
+		e.wantVerify("the owner's access token while locked", owner.access, http.StatusOK)
+		e.do(http.StatusOK, req{method: "POST", path: "/api/v1/auth/refresh", body: map[string]string{"refresh_token": owner.refresh}})
 		e.clock.Advance(29 * time.Second)
 		both("a second before the end of the lock", password, http.StatusTooManyRequests, "1")
 		e.clock.Advance(time.Second)
