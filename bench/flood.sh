@@ -74,16 +74,19 @@ verify() {
 echo "# verify quiet vs under a wrong-password flood: wrk -t1 -c$conns -d${duration}s, flood -c$flood;" \
   "$(nproc) cores, $(go env GOVERSION), $(date -u +%F)" >&2
 wrk -t1 -c"$conns" -d1s -H "Authorization: Bearer $token" "$base/auth/verify" >/dev/null # warm-up
-read -r q1_rps q1_p99 < <(verify quiet1)
+res=$(verify quiet1)
+read -r q1_rps q1_p99 <<<"$res"
 
 wrk -t1 -c"$flood" -d"$((duration + 4))s" --timeout 10s -s bench/flood.lua "$base/auth/login" >"$work/wrk-flood.txt" &
 floodpid=$!
 pids+=("$floodpid")
 sleep 2 # let the hashing queue fill
-read -r f_rps f_p99 < <(verify flood)
+res=$(verify flood)
+read -r f_rps f_p99 <<<"$res"
 wait "$floodpid"
 
-read -r q2_rps q2_p99 < <(verify quiet2)
+res=$(verify quiet2)
+read -r q2_rps q2_p99 <<<"$res"
 
 q_rps=$(( (q1_rps + q2_rps) / 2 ))
 q_p99=$(( (q1_p99 + q2_p99) / 2 ))

@@ -2,13 +2,15 @@ package routes_test
 
 // Abuse resistance through the real router (issue 9): every per-IP rate
 // limit answers 429 rate_limited with Retry-After and changes nothing; the
-// client IP follows server.trusted_proxies; reset_per_account answers 202
-// and sends nothing; the brute-force throttle treats known and unknown
-// emails alike, survives a restart, starts over after a success and counts
-// the password checks of PUT /me/password and DELETE /me; two servers share
-// one budget through Redis and fall back to their own when it dies; bcrypt
-// is bounded while verification and refresh go on; and 1,000 logins of one
-// user all succeed under every strategy.
+// client IP follows server.trusted_proxies, mounted or not;
+// reset_per_account answers 202 and sends nothing, and reset tokens respect
+// the cooldown and the live limit; the brute-force throttle treats known
+// and unknown emails alike, survives a restart, starts over after a success
+// and counts the password checks of PUT /me/password and DELETE /me; two
+// servers share one budget through Redis and fall back to their own when it
+// dies; bcrypt is bounded while verification and refresh go on; 1,000
+// logins of one user all succeed under every strategy, and devices.max
+// keeps its meaning below the ceiling.
 //
 // The harness turns every control off (noLimits); each test turns on the
 // ones it is about.
