@@ -105,3 +105,6 @@ echo
 echo "throughput under the flood: ${rps_ratio}× quiet (target ≥ 0.4×: $(verdict "$rps_ratio" 0.4 min))"
 echo "p99 under the flood: ${p99_ratio}× quiet (target ≤ 5×: $(verdict "$p99_ratio" 5 max))"
 echo "flood: $(awk '/Requests\/sec/ {print $2}' "$work/wrk-flood.txt") logins/s; $(grep 'flood answers' "$work/wrk-flood.txt")"
+# Whether verification stayed on the cache throughout (bypasses: the cache
+# was not trusted, so verify read the database).
+echo "verification cache: $(curl -fs "http://127.0.0.1:$port/readyz" | sed -E 's/.*"cache":\{([^}]*)\}.*/\1/')"
