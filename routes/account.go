@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -115,7 +116,7 @@ func (s *server) changePassword(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.tokens.ChangePassword(s.ctx(c), principal(c), u.PasswordHash, hash, device(c, ""))
+	t, err := s.tokens.ChangePassword(s.ctx(c), principal(c), u.PasswordHash, hash, s.device(c, ""))
 	if err != nil {
 		return err
 	}
@@ -174,7 +175,7 @@ func (s *server) resetRequest(c *gin.Context) error {
 		c.JSON(http.StatusAccepted, body)
 		return nil
 	}
-	job := resetJob{email: email, meta: audit.MetaFrom(ctx)}
+	job := resetJob{email: email, meta: audit.MetaFrom(ctx), notBefore: time.Now().Add(resetJobDelay)}
 	if s.cfg.Reset.ExposeToken {
 		// Demos and tests: the answer carries the token, so it is made
 		// now (which says whether the account exists: never in
@@ -212,16 +213,38 @@ const resetQueueSize = 256
 // have at once.
 const maxLiveResets = 3
 
+// resetJobDelay is how long a queued reset waits before its work starts:
+// far longer than the rest of its request takes, so that the token row,
+// the audit event and the mail of an existing account are not made while
+// the answer is still being written, slowing it down where the answer for
+// an unknown address (one read) would not be. Without it the 202 for an
+// existing account was about 70µs slower on two busy cores
+// (bench/reset-timing.sh); with it the difference is within noise.
+// Queued jobs older than this start at once, so a backlog drains at full
+// speed. The wait is on the wall clock: it is about CPU, not about tokens.
+const resetJobDelay = 10 * time.Millisecond
+
 // resetJob is one reset request, carried to the queue with what the audit
 // trail records about its request.
 type resetJob struct {
 	email string
 	meta  audit.Meta
+	// notBefore: see resetJobDelay.
+	notBefore time.Time
 }
 
 // runReset makes the reset token of a queued request and mails it. Its
 // error is logged by the queue: it never carries the token.
 func (s *server) runReset(ctx context.Context, job resetJob) error {
+	if wait := time.Until(job.notBefore); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 	ctx = audit.WithMeta(ctx, job.meta)
 	token, err := s.makeReset(ctx, job)
 	if err != nil || token == "" {

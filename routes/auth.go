@@ -83,7 +83,7 @@ func (s *server) login(c *gin.Context) error {
 	if err := s.checkAccountPassword(ctx, email, u, req.Password); err != nil {
 		return err
 	}
-	t, err := s.tokens.Login(ctx, u.ID, u.PasswordHash, device(c, req.DeviceName))
+	t, err := s.tokens.Login(ctx, u.ID, u.PasswordHash, s.device(c, req.DeviceName))
 	if err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func (s *server) logoutAll(c *gin.Context) error {
 // logoutOthers answers 204 where the strategy can keep the caller's login,
 // and 200 with fresh tokens where it had to end every login.
 func (s *server) logoutOthers(c *gin.Context) error {
-	t, err := s.tokens.LogoutOthers(s.ctx(c), principal(c), device(c, ""))
+	t, err := s.tokens.LogoutOthers(s.ctx(c), principal(c), s.device(c, ""))
 	if err != nil {
 		return err
 	}

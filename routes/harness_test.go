@@ -83,10 +83,12 @@ func (e *env) addVerifier() {
 	e.verifier = startServer(e.t, authserver.Options{Config: e.cfg, DB: e.db, Secret: testSecret, Log: log, Mailer: e.mailer, Now: e.clock.Now})
 }
 
-// captureMailer keeps the reset tokens it is given.
+// captureMailer keeps the reset tokens it is given, and counts the mails
+// per address.
 type captureMailer struct {
 	mu     sync.Mutex
 	tokens map[string]string
+	sent   map[string]int
 }
 
 func (m *captureMailer) SendPasswordReset(_ context.Context, email, token string) error {
@@ -94,9 +96,18 @@ func (m *captureMailer) SendPasswordReset(_ context.Context, email, token string
 	defer m.mu.Unlock()
 	if m.tokens == nil {
 		m.tokens = map[string]string{}
+		m.sent = map[string]int{}
 	}
 	m.tokens[email] = token
+	m.sent[email]++
 	return nil
+}
+
+// mails is how many reset mails went to email.
+func (m *captureMailer) mails(email string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sent[email]
 }
 
 func (m *captureMailer) last(email string) string {
@@ -195,13 +206,15 @@ func (r *resp) cookie(name string) *http.Cookie {
 }
 
 // req is one request: a body (any JSON value, or a string sent as is),
-// a bearer token and extra headers.
+// a bearer token and extra headers. peer is the address the request comes
+// from (host:port); "" is 192.0.2.10:1234.
 type req struct {
 	method, path string
 	token        string
 	body         any
 	header       map[string]string
 	cookies      []*http.Cookie
+	peer         string
 }
 
 func (e *env) send(r req) *resp {
@@ -225,6 +238,9 @@ func (e *env) send(r req) *resp {
 	}
 	hr := httptest.NewRequest(r.method, r.path, body)
 	hr.RemoteAddr = "192.0.2.10:1234"
+	if r.peer != "" {
+		hr.RemoteAddr = r.peer
+	}
 	if body != nil {
 		hr.Header.Set("Content-Type", "application/json")
 	}

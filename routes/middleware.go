@@ -76,14 +76,14 @@ func CallerFrom(ctx context.Context) (*strategy.Principal, bool) {
 }
 
 // device describes the client of this request.
-func device(c *gin.Context, name string) strategy.DeviceInfo {
-	return strategy.DeviceInfo{Name: name, UserAgent: c.Request.UserAgent(), IP: c.ClientIP()}
+func (s *server) device(c *gin.Context, name string) strategy.DeviceInfo {
+	return strategy.DeviceInfo{Name: name, UserAgent: c.Request.UserAgent(), IP: s.clientIP(c)}
 }
 
 // ctx is the context of a request that may change state: it carries what
 // the audit trail records about the request.
 func (s *server) ctx(c *gin.Context) context.Context {
-	return audit.WithMeta(c.Request.Context(), audit.Meta{IP: c.ClientIP(), UserAgent: c.Request.UserAgent(), RequestID: requestID(c)})
+	return audit.WithMeta(c.Request.Context(), audit.Meta{IP: s.clientIP(c), UserAgent: c.Request.UserAgent(), RequestID: requestID(c)})
 }
 
 const requestIDHeader = "X-Request-Id"
@@ -164,6 +164,38 @@ func parseProxies(list []string) (*proxySet, error) {
 		ps.prefixes = append(ps.prefixes, pr.Masked())
 	}
 	return ps, nil
+}
+
+// remoteIPHeaders are where a trusted proxy puts the client's address, in
+// the order gin reads them.
+var remoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
+
+// clientIP is the client's address as server.trusted_proxies says: the
+// peer's, unless the peer is a trusted proxy; then the nearest address in
+// X-Forwarded-For (or X-Real-IP) that is not one, read as gin's ClientIP
+// reads it. It does not ask gin, because gin follows the trusted proxies
+// of the engine the API runs on, which, mounted (API.Mount), is the
+// application's; and an engine left at gin's defaults trusts every peer,
+// so that any client could name any address and escape every per-IP
+// limit.
+func (s *server) clientIP(c *gin.Context) string {
+	peer := c.RemoteIP()
+	if !s.proxies.contains(peer) {
+		return peer
+	}
+	for _, h := range remoteIPHeaders {
+		items := strings.Split(strings.Join(c.Request.Header.Values(h), ","), ",")
+		for i := len(items) - 1; i >= 0; i-- {
+			ip := strings.TrimSpace(items[i])
+			if _, err := netip.ParseAddr(ip); err != nil {
+				break
+			}
+			if i == 0 || !s.proxies.contains(ip) {
+				return ip
+			}
+		}
+	}
+	return peer
 }
 
 // contains reports whether ip is one of the trusted proxies.

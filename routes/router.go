@@ -251,7 +251,7 @@ var forwardAuthMethods = []string{
 }
 
 // limit applies the named ratelimit rule to the client IP (as
-// server.trusted_proxies lets gin see it), before anything else of the
+// server.trusted_proxies says, see clientIP), before anything else of the
 // request is read: a refused request costs no decoding and no bcrypt, and
 // counts as no login failure.
 func (s *server) limit(rule string) gin.HandlerFunc {
@@ -263,7 +263,7 @@ func (s *server) limit(rule string) gin.HandlerFunc {
 		return func(c *gin.Context) { c.Next() }
 	}
 	return func(c *gin.Context) {
-		d, err := s.limits.Allow(c.Request.Context(), rule, ratelimit.IPKey(c.ClientIP()))
+		d, err := s.limits.Allow(c.Request.Context(), rule, ratelimit.IPKey(s.clientIP(c)))
 		if err == nil {
 			err = d.Err()
 		}
@@ -306,7 +306,7 @@ func (s *server) logRequests() gin.HandlerFunc {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "request",
 			slog.String("method", c.Request.Method), slog.String("route", route),
 			slog.Int("status", c.Writer.Status()), slog.Duration("latency", time.Since(start)),
-			slog.String("ip", c.ClientIP()), slog.String("request_id", requestID(c)))
+			slog.String("ip", s.clientIP(c)), slog.String("request_id", requestID(c)))
 	}
 }
 
