@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -23,17 +22,11 @@ import (
 // so a longer password is refused rather than silently shortened.
 const maxPasswordBytes = 72
 
+// normalizeEmail is models.NormalizeEmail with its error as a 400.
 func normalizeEmail(raw string) (string, error) {
-	email := strings.ToLower(strings.TrimSpace(raw))
-	if email == "" {
-		return "", invalidRequest("email is required")
-	}
-	if len(email) > 254 {
-		return "", invalidRequest("email must be at most 254 characters")
-	}
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndex(email, "@"):], ".") {
-		return "", invalidRequest("email is not a valid address")
+	email, err := models.NormalizeEmail(raw)
+	if err != nil {
+		return "", invalidRequest(err.Error())
 	}
 	return email, nil
 }

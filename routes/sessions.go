@@ -24,7 +24,7 @@ func (s *server) listSessions(c *gin.Context) error {
 }
 
 func (s *server) revokeSession(c *gin.Context) error {
-	if err := s.tokens.RevokeDevice(c.Request.Context(), principal(c), c.Param("id")); err != nil {
+	if err := s.tokens.RevokeDevice(s.ctx(c), principal(c), c.Param("id")); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
