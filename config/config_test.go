@@ -471,3 +471,17 @@ func TestShippedConfigFile(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeDocumentsEverySetting: the README's settings table (section
+// "Operating") names every key.
+func TestReadmeDocumentsEverySetting(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range config.Keys() {
+		if !strings.Contains(string(doc), "`"+k+"`") {
+			t.Errorf("README.md does not document %s", k)
+		}
+	}
+}

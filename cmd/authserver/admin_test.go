@@ -626,17 +626,3 @@ func freePort(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
-
-// TestOperatingDocCoversEverySetting keeps docs/operating.md's settings
-// table complete.
-func TestOperatingDocCoversEverySetting(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/operating.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range config.Keys() {
-		if !strings.Contains(string(doc), "`"+k+"`") {
-			t.Errorf("docs/operating.md does not document %s", k)
-		}
-	}
-}
