@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/gin-gonic/gin"
@@ -30,7 +31,17 @@ func decode(c *gin.Context, dst any) error {
 	return decodeBytes(body, dst)
 }
 
+// bodyReadTimeout bounds the reading of a request body: a client that
+// sends its body slowly cannot hold a handler. It is set here, on the
+// requests that have a body, rather than as the server's ReadTimeout, which
+// would re-arm a timer on every request, the bodyless verifications too.
+const bodyReadTimeout = 15 * time.Second
+
 func readBody(c *gin.Context) ([]byte, error) {
+	// The deadline covers the body only: the headers are bounded by the
+	// server's ReadHeaderTimeout. A writer that cannot take a deadline
+	// (a test recorder) just reads without one.
+	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -20,7 +20,7 @@ var forwardAuthMethods = []string{
 }
 
 // forwardAuthHeaders are the answer headers a proxy acts on or passes on.
-var forwardAuthHeaders = []string{"Cache-Control", "Pragma", "WWW-Authenticate", "X-Auth-User-Id", "Content-Type"}
+var forwardAuthHeaders = []string{"Cache-Control", "WWW-Authenticate", "X-Auth-User-Id", "Content-Type"}
 
 // forwardedHeaders are what Traefik and Caddy add to the verify request.
 // They describe the original request; verify must not depend on them.

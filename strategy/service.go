@@ -162,10 +162,12 @@ func New(db *gorm.DB, name string, cfg Config) (*Service, error) {
 }
 
 // KeyID names a server secret in the kid header of the tokens it signs:
-// a truncated hash, which reveals nothing of a 32-byte random secret.
+// 6 bytes of a hash, which reveal nothing of a 32-byte random secret and
+// tell apart the few secrets a server verifies with (a collision would
+// only make a token fail, never pass: the signature decides).
 func KeyID(secret []byte) string {
 	h := sha256.Sum256(append([]byte("authserver kid v1\x00"), secret...))
-	return base64.RawURLEncoding.EncodeToString(h[:9])
+	return base64.RawURLEncoding.EncodeToString(h[:6])
 }
 
 // Name is the running strategy's name.
@@ -195,7 +197,9 @@ func (s *Service) claims(uid uint64, loginID string, now time.Time) *Claims {
 			Audience:  jwt.ClaimStrings{s.cfg.Audience},
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.AccessTTL)),
-			ID:        NewSecret(16),
+			// 96 random bits: unique among the tokens of any realistic
+			// lifetime, and 6 bytes shorter on every request than 128.
+			ID: NewSecret(12),
 		},
 		SID: loginID,
 	}
@@ -217,6 +221,10 @@ func (s *Service) sign(u *models.User, c *Claims) (string, error) {
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
 	t.Header["kid"] = s.secrets[0].kid
+	// typ is optional (RFC 7519 §5.1) and says nothing here: every token
+	// of this server is a JWT, and a shorter header is parsed faster on
+	// every request.
+	delete(t.Header, "typ")
 	tok, err := t.SignedString(key)
 	if err != nil {
 		return "", fmt.Errorf("sign access token: %w", err)
