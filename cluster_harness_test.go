@@ -30,6 +30,7 @@ import (
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/cache"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/internal/mailbox"
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/models/dbtest"
 	"github.com/revocable/authserver/strategy"
@@ -110,7 +111,7 @@ type node struct {
 	pool    *gorm.DB
 	handler http.Handler
 	watch   *watch
-	mail    *mailbox
+	mail    *mailbox.Mailbox
 	// slowest is the longest any API request took (ns), since
 	// resetSlowest.
 	slowest atomic.Int64
@@ -131,7 +132,7 @@ func buildNode(t testing.TB, name string, db database, cfg *config.Config) *node
 			_ = sqlDB.Close()
 		}
 	})
-	n := &node{t: t, name: name, cfg: cfg, pool: pool, watch: &watch{}, mail: &mailbox{}}
+	n := &node{t: t, name: name, cfg: cfg, pool: pool, watch: &watch{}, mail: &mailbox.Mailbox{}}
 	n.srv, err = authserver.New(context.Background(), authserver.Options{
 		Config: cfg, DB: pool, Secret: clusterSecret, Mailer: n.mail,
 		Log: slog.New(slog.DiscardHandler),
@@ -669,28 +670,6 @@ func (w *watch) install(t testing.TB, db *gorm.DB) {
 	}
 }
 
-// mailbox keeps the password-reset tokens the server sends.
-type mailbox struct {
-	mu     sync.Mutex
-	tokens map[string]string
-}
-
-func (m *mailbox) SendPasswordReset(_ context.Context, email, token string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.tokens == nil {
-		m.tokens = map[string]string{}
-	}
-	m.tokens[email] = token
-	return nil
-}
-
-func (m *mailbox) last(email string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.tokens[email]
-}
-
 // cutter is a TCP proxy to Redis that the test can cut: Cut closes its
 // listener and every connection through it, as a network partition
 // between one instance and Redis would, while the other instances still
@@ -761,5 +740,5 @@ func (n *node) resetToken(email string) string {
 	if err := n.srv.WaitResets(ctx); err != nil {
 		n.t.Fatalf("%s: waiting for the reset queue: %v", n.name, err)
 	}
-	return n.mail.last(email)
+	return n.mail.Last(email)
 }

@@ -27,20 +27,10 @@ while getopts "d:c:f:" o; do
     *) sed -n 2,20p "$0"; exit 2 ;;
   esac
 done
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
+need_wrk
 
-go build -o "$work/authserver" ./cmd/authserver
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 port=$(free_port)
 base="http://127.0.0.1:$port/api/v1"
 
@@ -51,7 +41,7 @@ AUTH_RATELIMIT_RESET_PER_ACCOUNT=0 AUTH_RATELIMIT_REFRESH_PER_IP=0 AUTH_RATELIMI
 AUTH_BRUTEFORCE_MAX_FAILURES=0 \
   "$work/authserver" serve 2>"$work/server.log" &
 pids+=($!)
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.1; done
+wait_up "http://127.0.0.1:$port/readyz"
 
 curl -fs -X POST "$base/auth/register" -d '{"email":"flood@example.com","password":"the flood password"}' >/dev/null
 token=$(curl -fs -X POST "$base/auth/login" -d '{"email":"flood@example.com","password":"the flood password","device_name":"wrk"}' |

@@ -18,21 +18,10 @@ while getopts "d:c:t:r:" o; do
     *) sed -n 2,10p "$0"; exit 2 ;;
   esac
 done
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
+need_wrk
 
-go build -o "$work/authserver" ./cmd/authserver
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no server at $1" >&2; return 1; }
 
 # start NAME METRICS_ADDR: starts a server, writes "port token" to $work/NAME.info.
 start() {

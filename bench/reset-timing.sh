@@ -23,28 +23,17 @@ while getopts "n:g:" o; do
   esac
 done
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/authserver" ./cmd/authserver
+. bench/lib.sh
 go build -o "$work/resettiming" ./bench/resettiming
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 base="http://127.0.0.1:$port/api/v1"
-# The log goes to a file: the development mailer (LogMailer) writes the
-# reset tokens there.
 AUTH_DATABASE_DSN="$work/reset.db" AUTH_SERVER_ADDR="127.0.0.1:$port" \
 AUTH_JWT_SECRET=reset-secret-reset-secret-reset-secret-0123 \
 AUTH_RATELIMIT_RESET_PER_IP=0 AUTH_RATELIMIT_RESET_PER_ACCOUNT=0 \
   "$work/authserver" serve 2>"$work/server.log" &
 pids+=($!)
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.1; done
+wait_up "http://127.0.0.1:$port/readyz"
 curl -fs -X POST "$base/auth/register" -d '{"email":"known@example.com","password":"a password of the known"}' >/dev/null
 
 echo "# $(nproc) cores, $(go env GOVERSION), $(date -u +%F)" >&2

@@ -38,34 +38,21 @@ while getopts "pd:r:c:t:s:D:" o; do
   esac
 done
 mysql_base=${AUTH_BENCH_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/}
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 # Pin the servers and the load generator to cores of their own.
 on_server=() on_load=()
 if [ -n "$pin" ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   on_server=(taskset -c 0) on_load=(taskset -c 1)
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+. bench/lib.sh
+need_wrk
+drop_bench_databases() {
   for db in $(mariadb -uroot -h127.0.0.1 -N -e "SHOW DATABASES LIKE 'authbench\\_%'" 2>/dev/null); do
     mariadb -uroot -h127.0.0.1 -e "DROP DATABASE \`$db\`" 2>/dev/null || true
   done
-  rm -rf "$work"
 }
-trap cleanup EXIT
-
-go build -o "$work/authserver" ./cmd/authserver
+on_exit+=(drop_bench_databases)
 go build -o "$work/yardstick" ./bench/yardstick
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-wait_up() { # url
-  for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "server at $1 did not start" >&2; return 1
-}
 
 # measure URL TOKEN: prints wrk's requests per second (after a 1s warm-up).
 measure() {

@@ -13,30 +13,14 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/revocable/authserver/bruteforce"
+	"github.com/revocable/authserver/internal/clock"
 	"github.com/revocable/authserver/internal/redistest"
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/models/dbtest"
 )
 
-// clock stands still until Advance.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is a clock that stands still until Advance.
+func newClock() *clock.Manual { return clock.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 var secret = []byte("test key secret")
 
@@ -161,7 +145,7 @@ func backends(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Run("redis", func(t *testing.T) { fn(t, redisBackend(t)) })
 }
 
-func newThrottle(t *testing.T, s bruteforce.Store, clk *clock, p bruteforce.Policy) *bruteforce.Throttle {
+func newThrottle(t *testing.T, s bruteforce.Store, clk *clock.Manual, p bruteforce.Policy) *bruteforce.Throttle {
 	t.Helper()
 	th, err := bruteforce.New(s, bruteforce.Options{Policy: p, KeySecret: secret, Now: clk.Now})
 	if err != nil {

@@ -12,64 +12,25 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/internal/clock"
+	"github.com/revocable/authserver/internal/mailbox"
 	"github.com/revocable/authserver/scenario"
 	"github.com/revocable/authserver/strategy"
 )
 
-// clock is the servers' clock: it stands still until Advance, as the
+// newClock is the servers' clock: it stands still until Advance, as the
 // routes test suite's does, so that the scenarios see the same instants on
 // both (a login in the same microsecond as a logout-all, last_seen_at to
 // the millisecond). Nothing measured depends on it: latencies are timed
 // with the real clock, and the verification cache's staleness runs on the
 // monotonic clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Millisecond)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// mailer keeps the password-reset tokens the servers send, for the reset
-// scenario and the reset's invalidation cost.
-type mailer struct {
-	mu     sync.Mutex
-	tokens map[string]string
-}
-
-func (m *mailer) SendPasswordReset(_ context.Context, email, token string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.tokens == nil {
-		m.tokens = map[string]string{}
-	}
-	m.tokens[email] = token
-	return nil
-}
-
-func (m *mailer) last(email string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.tokens[email]
-}
+func newClock() *clock.Manual { return clock.NewManual(time.Now().UTC().Truncate(time.Millisecond)) }
 
 // settingCacheOff is the variant that measures verification without the
 // cache.
@@ -94,8 +55,8 @@ type strat struct {
 	hidden  bool
 	db      *gorm.DB
 	secret  []byte
-	clock   *clock
-	mailer  *mailer
+	clock   *clock.Manual
+	mailer  *mailbox.Mailbox
 	servers map[string]*server
 	users   int
 	// adjustClaims is Options.adjustClaims.
@@ -140,7 +101,7 @@ func baseConfig(name string) *config.Config {
 // newStrat is the strategy on its fresh database db, with no server yet.
 func newStrat(name string, db *gorm.DB, adjust func(string, map[string]bool)) *strat {
 	return &strat{
-		name: name, db: db, secret: []byte(strategy.NewSecret(32)), clock: newClock(), mailer: &mailer{},
+		name: name, db: db, secret: []byte(strategy.NewSecret(32)), clock: newClock(), mailer: &mailbox.Mailbox{},
 		servers: map[string]*server{}, adjustClaims: adjust,
 		invalidation: map[string]invalidationCost{}, cells: map[string]Cell{}, outcomes: map[string]string{},
 	}
@@ -221,7 +182,7 @@ func (s *strat) resetToken(email string) string {
 	for _, sv := range s.servers {
 		_ = sv.srv.WaitResets(ctx)
 	}
-	return s.mailer.last(email)
+	return s.mailer.Last(email)
 }
 
 // userAgent is a typical browser's, so that stored device descriptions

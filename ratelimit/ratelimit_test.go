@@ -11,29 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revocable/authserver/internal/clock"
 	"github.com/revocable/authserver/internal/redistest"
 	"github.com/revocable/authserver/ratelimit"
 )
 
-// clock stands still until Advance.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is a clock that stands still until Advance.
+func newClock() *clock.Manual { return clock.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 // logBuf is a slog destination tests can read.
 type logBuf struct {

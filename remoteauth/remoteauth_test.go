@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/revocable/authserver/internal/binarytest"
+	"github.com/revocable/authserver/internal/clock"
 	"github.com/revocable/authserver/models/dbtest"
 	"github.com/revocable/authserver/remoteauth"
 )
@@ -74,24 +75,6 @@ type counter struct {
 func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
 	return c.base.RoundTrip(r)
-}
-
-// clock is a test clock that stands still until Advance.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 func TestVerify(t *testing.T) {
@@ -472,7 +455,7 @@ func TestCache(t *testing.T) {
 
 		t.Run("TTL", func(t *testing.T) {
 			uid, tok := user(t, srv, "ttl@example.com")
-			clk := &clock{t: time.Now()}
+			clk := clock.NewManual(time.Now())
 			n := &counter{base: http.DefaultTransport}
 			v := newVerifier(t, remoteauth.Config{URL: srv.URL, Transport: n, CacheTTL: 30 * time.Second, Now: clk.Now})
 			want := func(what string, err error, requests int64) {
@@ -506,7 +489,7 @@ func TestCache(t *testing.T) {
 
 		t.Run("capped by exp", func(t *testing.T) {
 			_, tok := user(t, srv, "exp@example.com")
-			clk := &clock{t: time.Now()}
+			clk := clock.NewManual(time.Now())
 			n := &counter{base: http.DefaultTransport}
 			v := newVerifier(t, remoteauth.Config{URL: srv.URL, Transport: n, CacheTTL: time.Hour, Now: clk.Now})
 			c, err := v.Verify(context.Background(), tok.Access)
@@ -516,18 +499,18 @@ func TestCache(t *testing.T) {
 			srv.Do(t, http.MethodPost, "/api/v1/auth/logout", tok.Access, nil)
 			// Just before exp the entry serves; at exp it must not, though
 			// the TTL has most of an hour left.
-			clk.t = c.Claims.ExpiresAt.Add(-time.Second)
+			clk.Set(c.Claims.ExpiresAt.Add(-time.Second))
 			if _, err := v.Verify(context.Background(), tok.Access); err != nil || n.n.Load() != 1 {
 				t.Fatalf("before exp: %v with %d requests, want the cached pass", err, n.n.Load())
 			}
-			clk.t = c.Claims.ExpiresAt
+			clk.Set(c.Claims.ExpiresAt)
 			if _, err := v.Verify(context.Background(), tok.Access); !errors.Is(err, remoteauth.ErrInvalidToken) || n.n.Load() != 2 {
 				t.Fatalf("at exp: %v with %d requests, want the server's refusal", err, n.n.Load())
 			}
 		})
 
 		t.Run("bounded", func(t *testing.T) {
-			clk := &clock{t: time.Now()}
+			clk := clock.NewManual(time.Now())
 			n := &counter{base: http.DefaultTransport}
 			v := newVerifier(t, remoteauth.Config{URL: srv.URL, Transport: n, CacheTTL: time.Minute, CacheSize: 2, Now: clk.Now})
 			var toks []string

@@ -235,7 +235,7 @@ func TestRateLimitRules(t *testing.T) {
 			for range 2 {
 				e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": email(1)}})
 			}
-			if n := e.mailer.mails(email(1)); n != 2 {
+			if n := e.mailer.Sent(email(1)); n != 2 {
 				t.Fatalf("%d reset mails within the budget, want 2", n)
 			}
 			return []req{{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": email(1)}}}
@@ -243,7 +243,7 @@ func TestRateLimitRules(t *testing.T) {
 		{"reset_per_ip (confirm)", func(c *config.Config) { c.RateLimit.ResetPerIP = abRuleBudget }, func(t *testing.T, e *env) []req {
 			e.register(email(1))
 			e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": email(1)}})
-			token := e.mailer.last(email(1))
+			token := e.mailer.Last(email(1))
 			if token == "" {
 				t.Fatal("no reset mail")
 			}
@@ -280,7 +280,7 @@ func TestRateLimitRules(t *testing.T) {
 				if c.bcrypt {
 					restore = abBreakHash(e, email(1))
 				}
-				before, mails := abSnapshot(e), e.mailer.mails(email(1))
+				before, mails := abSnapshot(e), e.mailer.Sent(email(1))
 				retry := 0
 				for _, r := range over {
 					what := fmt.Sprintf("%s %s over %s", r.method, r.path, c.rule)
@@ -300,7 +300,7 @@ func TestRateLimitRules(t *testing.T) {
 				if after := abSnapshot(e); after != before {
 					t.Fatalf("requests over %s changed the database:\n before %+v\n after  %+v", c.rule, before, after)
 				}
-				if n := e.mailer.mails(email(1)); n != mails {
+				if n := e.mailer.Sent(email(1)); n != mails {
 					t.Fatalf("requests over %s sent %d mails", c.rule, n-mails)
 				}
 				if retry > 60 {
@@ -406,14 +406,14 @@ func TestResetPerAccount(t *testing.T) {
 			return e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": addr}})
 		}
 		first := reset(email(1))
-		if n := e.mailer.mails(email(1)); n != 1 {
+		if n := e.mailer.Sent(email(1)); n != 1 {
 			t.Fatalf("first reset: %d mails, want 1", n)
 		}
 		before := abSnapshot(e)
 		for _, addr := range []string{email(1), " USER1@Example.com "} {
 			abWantSame(t, "reset of "+addr+" over the account's budget", reset(addr), first)
 		}
-		if n := e.mailer.mails(email(1)); n != 1 {
+		if n := e.mailer.Sent(email(1)); n != 1 {
 			t.Fatalf("over reset_per_account: %d mails, want still 1", n)
 		}
 		if after := abSnapshot(e); after != before {
@@ -422,13 +422,13 @@ func TestResetPerAccount(t *testing.T) {
 		for i := range 2 {
 			abWantSame(t, fmt.Sprintf("unknown address, reset %d", i), reset(email(2)), first)
 		}
-		if n := e.mailer.mails(email(2)); n != 0 {
+		if n := e.mailer.Sent(email(2)); n != 0 {
 			t.Fatalf("%d mails to an address without an account", n)
 		}
 		// The budget comes back: one an hour.
 		e.clock.Advance(time.Hour)
 		abWantSame(t, "reset an hour later", reset(email(1)), first)
-		if n := e.mailer.mails(email(1)); n != 2 {
+		if n := e.mailer.Sent(email(1)); n != 2 {
 			t.Fatalf("an hour later: %d mails, want 2", n)
 		}
 	})
@@ -461,7 +461,7 @@ func TestResetCooldownAndLiveTokens(t *testing.T) {
 			if n := e.count(&models.ResetToken{}, "user_id = ?", uid); n != s.tokens {
 				t.Fatalf("step %d: %d reset tokens, want %d", i, n, s.tokens)
 			}
-			if n := e.mailer.mails(email(1)); int64(n) != s.tokens {
+			if n := e.mailer.Sent(email(1)); int64(n) != s.tokens {
 				t.Fatalf("step %d: %d mails, want %d", i, n, s.tokens)
 			}
 		}
@@ -865,7 +865,7 @@ func abThousandLogins(t *testing.T, driver, name string) {
 		// one that logged in 99 seconds before it (its access token has
 		// not expired).
 		scWantError(t, "the login the last one evicted", scVerify(e, logins[first-1].access), http.StatusUnauthorized, "token_revoked")
-		scWantError(t, "the evicted login's refresh", rtRefresh(e, logins[first-1].refresh), http.StatusUnauthorized, "token_revoked")
+		scWantError(t, "the evicted login's refresh", apiRefresh(e, logins[first-1].refresh), http.StatusUnauthorized, "token_revoked")
 		if n := live(); n != strategy.MaxDevices {
 			t.Fatalf("%d live refresh tokens, want %d", n, strategy.MaxDevices)
 		}
@@ -873,7 +873,7 @@ func abThousandLogins(t *testing.T, driver, name string) {
 		// single_device: each login replaced the one before.
 		scWantDeviceIDs(t, e, "after 1,000 logins", newest.access, ids[abLogins-1])
 		scWantError(t, "the previous login", scVerify(e, logins[abLogins-2].access), http.StatusUnauthorized, "token_revoked")
-		scWantError(t, "the first login's refresh", rtRefresh(e, kept.refresh), http.StatusUnauthorized, "token_revoked")
+		scWantError(t, "the first login's refresh", apiRefresh(e, kept.refresh), http.StatusUnauthorized, "token_revoked")
 		if n := live(); n != 1 {
 			t.Fatalf("%d live refresh tokens, want 1", n)
 		}

@@ -437,10 +437,10 @@ func apiStepReset(e *env, addr, oldPW, newPW string, revokes bool) {
 	if n := e.count(&models.ResetToken{}, "1 = 1"); n != resets+1 {
 		t.Errorf("reset tokens: %d, want %d: one for the account, none for the unknown email", n, resets+1)
 	}
-	if e.mailer.last("nobody@example.com") != "" {
+	if e.mailer.Last("nobody@example.com") != "" {
 		t.Errorf("a reset token was sent to an unknown address")
 	}
-	token := e.mailer.last(addr)
+	token := e.mailer.Last(addr)
 	if token == "" {
 		t.Fatalf("no reset token was sent to %s", addr)
 	}
@@ -474,10 +474,10 @@ func apiStepResetExpiry(e *env, addr, curPW, newPW string) {
 		t.Fatalf("reset.ttl is %s, this step assumes the default 30m", e.cfg.Reset.TTL)
 	}
 	e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": addr}})
-	old := e.mailer.last(addr)
+	old := e.mailer.Last(addr)
 	e.clock.Advance(29 * time.Minute)
 	e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": addr}})
-	young := e.mailer.last(addr)
+	young := e.mailer.Last(addr)
 	e.clock.Advance(2 * time.Minute) // old is 31 minutes old, young 2
 
 	r := e.send(req{method: "POST", path: "/api/v1/auth/password-reset/confirm", body: map[string]string{"token": old, "new_password": newPW}})
@@ -539,15 +539,15 @@ func TestPasswordResetExposeToken(t *testing.T) {
 		e := newEnv(t, driver, "password_key", func(c *config.Config) { c.Reset.ExposeToken = true })
 		e.register(email(1))
 		r := e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": email(1)}})
-		if tok := r.str("reset_token"); tok == "" || tok != e.mailer.last(email(1)) {
-			t.Fatalf("reset_token %q, want the mailed token %q", tok, e.mailer.last(email(1)))
+		if tok := r.str("reset_token"); tok == "" || tok != e.mailer.Last(email(1)) {
+			t.Fatalf("reset_token %q, want the mailed token %q", tok, e.mailer.Last(email(1)))
 		}
 		r = e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": email(2)}})
 		if _, ok := r.Body["reset_token"]; ok {
 			t.Fatalf("reset_token for an unknown email: %s", r.Raw)
 		}
 		e.do(http.StatusNoContent, req{method: "POST", path: "/api/v1/auth/password-reset/confirm",
-			body: map[string]string{"token": e.mailer.last(email(1)), "new_password": "exposed reset pass"}})
+			body: map[string]string{"token": e.mailer.Last(email(1)), "new_password": "exposed reset pass"}})
 		apiWantLogin(e, "login with the reset password", email(1), "exposed reset pass")
 	})
 }
@@ -598,7 +598,7 @@ func TestBadInput(t *testing.T) {
 		uid, _ := strconv.ParseUint(e.register(addr), 10, 64)
 		s := e.login(addr, "laptop")
 		e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": addr}})
-		resetTok := e.mailer.last(addr)
+		resetTok := e.mailer.Last(addr)
 
 		huge := strings.Repeat("a", 1<<20)
 		long := strings.Repeat("p", 73)

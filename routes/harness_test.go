@@ -24,6 +24,8 @@ import (
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/internal/clock"
+	"github.com/revocable/authserver/internal/mailbox"
 	"github.com/revocable/authserver/models/dbtest"
 	"github.com/revocable/authserver/strategy"
 )
@@ -36,25 +38,8 @@ func TestMain(m *testing.M) {
 // testSecret is the server secret of every test server.
 var testSecret = []byte("test-secret-test-secret-test-secret-0123456789")
 
-// clock is a test clock: it stands still until Advance.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Millisecond)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is a test clock: it stands still until Advance.
+func newClock() *clock.Manual { return clock.NewManual(time.Now().UTC().Truncate(time.Millisecond)) }
 
 // env is one running server.
 type env struct {
@@ -66,8 +51,8 @@ type env struct {
 	srv     *authserver.Server
 	tokens  *strategy.Service
 	handler http.Handler
-	clock   *clock
-	mailer  *captureMailer
+	clock   *clock.Manual
+	mailer  *mailbox.Mailbox
 	// verifier, when set, is a second instance on the same database that
 	// answers every GET /api/v1/auth/verify (see addVerifier).
 	verifier *authserver.Server
@@ -81,39 +66,6 @@ func (e *env) addVerifier() {
 	e.t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.verifier = startServer(e.t, authserver.Options{Config: e.cfg, DB: e.db, Secret: testSecret, Log: log, Mailer: e.mailer, Now: e.clock.Now})
-}
-
-// captureMailer keeps the reset tokens it is given, and counts the mails
-// per address.
-type captureMailer struct {
-	mu     sync.Mutex
-	tokens map[string]string
-	sent   map[string]int
-}
-
-func (m *captureMailer) SendPasswordReset(_ context.Context, email, token string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.tokens == nil {
-		m.tokens = map[string]string{}
-		m.sent = map[string]int{}
-	}
-	m.tokens[email] = token
-	m.sent[email]++
-	return nil
-}
-
-// mails is how many reset mails went to email.
-func (m *captureMailer) mails(email string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.sent[email]
-}
-
-func (m *captureMailer) last(email string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.tokens[email]
 }
 
 // newEnv starts a server of the named strategy on a fresh database of the
@@ -136,7 +88,7 @@ func newEnv(t testing.TB, driver, name string, opts ...func(*config.Config)) *en
 	}
 	db := dbtest.Open(t, driver)
 	clk := newClock()
-	mailer := &captureMailer{}
+	mailer := &mailbox.Mailbox{}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := startServer(t, authserver.Options{Config: cfg, DB: db, Secret: testSecret, Log: log, Mailer: mailer, Now: clk.Now})
 	return &env{t: t, driver: driver, name: name, cfg: cfg, db: db, srv: srv, tokens: srv.Tokens(), handler: srv.Handler(), clock: clk, mailer: mailer}

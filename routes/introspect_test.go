@@ -20,6 +20,7 @@ import (
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/internal/mailbox"
 	"github.com/revocable/authserver/models/dbtest"
 )
 
@@ -166,7 +167,7 @@ func TestIntrospectTokens(t *testing.T) {
 			if !active(e.introspectToken(valid.refresh, "access_token")) {
 				t.Errorf("a live refresh token with the hint access_token is not active")
 			}
-			next := e.sessionOf(rtRefresh(e, valid.refresh))
+			next := e.sessionOf(apiRefresh(e, valid.refresh))
 			wantInactive(t, "a spent refresh token", e.introspectToken(valid.refresh))
 			if r := e.introspectToken(next.refresh); !active(r) || r.str("sid") != valid.loginID {
 				t.Errorf("its successor: %s, want active with the same sid", r.Raw)
@@ -182,7 +183,7 @@ func TestIntrospectTokens(t *testing.T) {
 				if !active(r) {
 					wantInactive(t, what, r)
 				}
-				if got := rtRefresh(e, tok).Code == http.StatusOK; got != active(r) {
+				if got := apiRefresh(e, tok).Code == http.StatusOK; got != active(r) {
 					t.Errorf("%s: introspection active=%v, refresh succeeded=%v", what, active(r), got)
 				}
 			}
@@ -384,7 +385,7 @@ func TestIntrospectLogsNoSecret(t *testing.T) {
 	clk := newClock()
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(&logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := startServer(t, authserver.Options{Config: cfg, DB: db, Secret: testSecret, Log: log, Now: clk.Now})
-	e := &env{t: t, driver: "sqlite", name: cfg.Strategy, cfg: cfg, db: db, srv: srv, tokens: srv.Tokens(), handler: srv.Handler(), clock: clk, mailer: &captureMailer{}}
+	e := &env{t: t, driver: "sqlite", name: cfg.Strategy, cfg: cfg, db: db, srv: srv, tokens: srv.Tokens(), handler: srv.Handler(), clock: clk, mailer: &mailbox.Mailbox{}}
 	e.register(email(1))
 	s := e.login(email(1), "laptop")
 	e.introspectToken(s.access)

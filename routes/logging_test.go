@@ -266,7 +266,7 @@ func fullAPIRun(t *testing.T, e *env) []string {
 
 	// Reset with the mailed token, twice (the second is refused).
 	e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": ann}})
-	reset := e.mailer.last(ann)
+	reset := e.mailer.Last(ann)
 	if reset == "" {
 		t.Fatal("no reset token was mailed")
 	}

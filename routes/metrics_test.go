@@ -126,7 +126,7 @@ func TestMetricsScriptedRun(t *testing.T) {
 
 		// A password reset is a revocation of kind password.
 		r.do(http.StatusAccepted, "/api/v1/auth/password-reset", req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": eve}})
-		resetToken := e.mailer.last(eve)
+		resetToken := e.mailer.Last(eve)
 		if resetToken == "" {
 			t.Fatal("no reset token was mailed")
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/internal/mailbox"
 	"github.com/revocable/authserver/models/dbtest"
 )
 
@@ -70,7 +71,7 @@ func newEnvLog(t testing.TB, driver, name string, opts ...func(*config.Config)) 
 	}
 	db := dbtest.Open(t, driver)
 	clk := newClock()
-	mailer := &captureMailer{}
+	mailer := &mailbox.Mailbox{}
 	srv := startServer(t, authserver.Options{Config: cfg, DB: db, Secret: testSecret, Log: log, Mailer: mailer, Now: clk.Now})
 	return &env{t: t, driver: driver, name: name, cfg: cfg, db: db, srv: srv, tokens: srv.Tokens(), handler: srv.Handler(), clock: clk, mailer: mailer}, buf
 }

@@ -54,18 +54,12 @@ func rtForT(e *env, t *testing.T) *env {
 	return &c
 }
 
-// rtRefresh presents the refresh token in the JSON body.
-func rtRefresh(e *env, raw string) *resp {
-	e.t.Helper()
-	return e.send(req{method: "POST", path: rtPath, body: map[string]string{"refresh_token": raw}})
-}
-
 // rtRotate refreshes raw and fails unless it answers 200 with an access
 // token that verifies and a new refresh token, also set as the cookie with
 // Max-Age remaining.
 func rtRotate(e *env, what, raw string, remaining time.Duration) session {
 	e.t.Helper()
-	r := rtRefresh(e, raw)
+	r := apiRefresh(e, raw)
 	if r.Code != http.StatusOK {
 		e.t.Fatalf("%s: refresh answered %d, want 200; body %s", what, r.Code, r.Raw)
 	}
@@ -81,7 +75,7 @@ func rtRotate(e *env, what, raw string, remaining time.Duration) session {
 // the cookie so that a browser stops sending a dead token.
 func rtDenied(e *env, what, raw, code string) {
 	e.t.Helper()
-	r := rtRefresh(e, raw)
+	r := apiRefresh(e, raw)
 	if r.Code != http.StatusUnauthorized || r.errCode() != code {
 		e.t.Fatalf("%s: refresh answered %d %q, want 401 %q; body %s", what, r.Code, r.errCode(), code, r.Raw)
 	}
@@ -166,7 +160,7 @@ func TestRefreshTokenOnLoginAndPasswordChange(t *testing.T) {
 		rtRotate(e, "refresh after password change", changed.refresh, rtFamilyTTL)
 
 		e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": email(1)}})
-		token := e.mailer.last(email(1))
+		token := e.mailer.Last(email(1))
 		if token == "" {
 			t.Fatal("password reset: no token was mailed")
 		}
@@ -523,7 +517,7 @@ func TestRefreshAfterRevocation(t *testing.T) {
 		{"password reset", func(t *testing.T, e *env, addr, _ string, _ session, _ *session) (string, bool) {
 			e.do(http.StatusAccepted, req{method: "POST", path: "/api/v1/auth/password-reset", body: map[string]string{"email": addr}})
 			e.do(http.StatusNoContent, req{method: "POST", path: "/api/v1/auth/password-reset/confirm",
-				body: map[string]string{"token": e.mailer.last(addr), "new_password": rtNewPassword}})
+				body: map[string]string{"token": e.mailer.Last(addr), "new_password": rtNewPassword}})
 			return "token_revoked", true
 		}},
 		{"device revocation", func(t *testing.T, e *env, _, _ string, s session, other *session) (string, bool) {

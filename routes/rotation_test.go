@@ -17,6 +17,7 @@ import (
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/internal/mailbox"
 	"github.com/revocable/authserver/models/dbtest"
 	"github.com/revocable/authserver/strategy"
 )
@@ -66,7 +67,7 @@ func TestSecretRotation(t *testing.T) {
 		cfg.NoLimits()
 		db := dbtest.Open(t, driver)
 		clk := newClock()
-		mailer := &captureMailer{}
+		mailer := &mailbox.Mailbox{}
 		server := func(secret []byte, previous ...[]byte) *env {
 			srv := startServer(t, authserver.Options{Config: cfg, DB: db, Secret: secret, PreviousSecrets: previous, Log: quietLog(), Mailer: mailer, Now: clk.Now})
 			return &env{t: t, driver: driver, name: name, cfg: cfg, db: db, srv: srv, tokens: srv.Tokens(), handler: srv.Handler(), clock: clk, mailer: mailer}

@@ -75,7 +75,7 @@ func (s scServer) Do(_ context.Context, r scenario.Request) (*scenario.Response,
 
 func (s scServer) Now() time.Time                 { return s.e.clock.Now() }
 func (s scServer) Advance(d time.Duration)        { s.e.clock.Advance(d) }
-func (s scServer) ResetToken(email string) string { return s.e.mailer.last(email) }
+func (s scServer) ResetToken(email string) string { return s.e.mailer.Last(email) }
 func (s scServer) DB() *gorm.DB                   { return s.e.srv.DB() }
 
 // The helpers below serve the other tests of the package (the concurrency

@@ -46,26 +46,7 @@ func (s *Service) Users(ctx context.Context, afterID uint64, limit int) ([]model
 // AdminCreateUser creates an account, as Register does, recording an
 // admin event instead of a registration.
 func (s *Service) AdminCreateUser(ctx context.Context, email, passwordHash string) (*models.User, error) {
-	now := s.now().UTC()
-	var u models.User
-	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		u = models.User{Email: email, PasswordHash: passwordHash, KeySalt: NewKeySalt(), CreatedAt: now, UpdatedAt: now, Revision: 1}
-		if err := tx.Create(&u).Error; err != nil {
-			if errors.Is(err, gorm.ErrDuplicatedKey) {
-				return ErrEmailTaken
-			}
-			return models.Unavailable("create user", err)
-		}
-		if err := s.record(ctx, tx, now, audit.Event{Action: audit.AdminUserCreated, Result: audit.Success, UserID: u.ID}); err != nil {
-			return err
-		}
-		return models.InvalidateID(tx, u.ID, u.Revision)
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.announce(u.ID, u.Revision)
-	return &u, nil
+	return s.createUser(ctx, email, passwordHash, audit.AdminUserCreated)
 }
 
 // AdminDeleteUser deletes account uid and everything of it, as

@@ -468,6 +468,12 @@ func (s *Service) tracksLogins() bool {
 // succeeds. The new id is announced like any change, so that instances
 // that remembered it as nobody forget that.
 func (s *Service) Register(ctx context.Context, email, passwordHash string) (*models.User, error) {
+	return s.createUser(ctx, email, passwordHash, audit.Register)
+}
+
+// createUser creates an account and records action for it, in one
+// transaction.
+func (s *Service) createUser(ctx context.Context, email, passwordHash, action string) (*models.User, error) {
 	now := s.now().UTC()
 	var u models.User
 	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
@@ -478,7 +484,7 @@ func (s *Service) Register(ctx context.Context, email, passwordHash string) (*mo
 			}
 			return models.Unavailable("create user", err)
 		}
-		if err := s.record(ctx, tx, now, audit.Event{Action: audit.Register, Result: audit.Success, UserID: u.ID}); err != nil {
+		if err := s.record(ctx, tx, now, audit.Event{Action: action, Result: audit.Success, UserID: u.ID}); err != nil {
 			return err
 		}
 		return models.InvalidateID(tx, u.ID, u.Revision)
