@@ -288,3 +288,52 @@ func fullAPIRun(t *testing.T, e *env) []string {
 	e.send(req{method: "GET", path: "/api/v1/me", token: s.access})
 	return seen
 }
+
+// TestRequestLogLevels: one request line per request at info, except the
+// successful verifications, which a proxy sends for every request it
+// forwards: those are logged at debug only. A refused verification is
+// always logged.
+func TestRequestLogLevels(t *testing.T) {
+	onDrivers(t, func(t *testing.T, driver string) {
+		for _, level := range []string{"info", "debug"} {
+			t.Run(level, func(t *testing.T) {
+				e, logs := newEnvLog(t, driver, "password_key", logFormat("json", level))
+				e.register("levels@example.com")
+				s := e.login("levels@example.com", "laptop")
+				okVerify := 0
+				if level == "debug" {
+					okVerify = 1
+				}
+				cases := []struct {
+					name string
+					r    req
+					code int
+					want int
+				}{
+					{"GET /me", req{method: "GET", path: "/api/v1/me", token: s.access}, http.StatusOK, 1},
+					{"GET verify, valid", req{method: "GET", path: "/api/v1/auth/verify", token: s.access}, http.StatusOK, okVerify},
+					{"POST verify, valid", req{method: "POST", path: "/api/v1/auth/verify", token: s.access}, http.StatusOK, okVerify},
+					{"GET verify, garbage", req{method: "GET", path: "/api/v1/auth/verify", token: "garbage"}, http.StatusUnauthorized, 1},
+					{"GET verify, no token", req{method: "GET", path: "/api/v1/auth/verify"}, http.StatusUnauthorized, 1},
+				}
+				for _, c := range cases {
+					t.Run(c.name, func(t *testing.T) {
+						off := len(logs.String())
+						if r := e.send(c.r); r.Code != c.code {
+							t.Fatalf("answered %d, want %d: %s", r.Code, c.code, r.Raw)
+						}
+						n := 0
+						for _, l := range logs.since(off) {
+							if strings.Contains(l, `"msg":"request"`) {
+								n++
+							}
+						}
+						if n != c.want {
+							t.Errorf("%d request lines at %s, want %d: %q", n, level, c.want, logs.since(off))
+						}
+					})
+				}
+			})
+		}
+	})
+}

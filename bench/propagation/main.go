@@ -118,6 +118,7 @@ func measure(o options) error {
 	cfg.Password.BcryptCost = 4 // logins are not what is measured
 	cfg.Cookies.Secure = false
 	cfg.Cache.MaxStaleness = o.maxStaleness
+	cfg.NoLimits() // 2×n logins come from one address
 	if !o.noRedis {
 		cfg.Redis.URL = o.redis
 		cfg.Redis.Prefix = "propagation-" + random(6) + ":"
