@@ -33,6 +33,9 @@ import (
 // cache.max_staleness has passed).
 func TestScenarios(t *testing.T) {
 	matrix(t, func(t *testing.T, driver, name string) {
+		// Each strategy's run has its own databases and servers; most of
+		// its time is spent waiting on the database, so they overlap.
+		t.Parallel()
 		for _, sc := range scenario.All() {
 			t.Run(sc.ID, func(t *testing.T) {
 				for _, inst := range []string{"one instance", "verified on another instance"} {

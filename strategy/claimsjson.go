@@ -149,19 +149,22 @@ func (d *claimsDecoder) key() ([]byte, error) {
 	return nil, errors.New("unterminated string")
 }
 
-// str reads a string; one with escapes is decoded by encoding/json.
+// str reads a string. One with escapes or bytes beyond ASCII is decoded
+// by encoding/json, which also replaces invalid UTF-8 with U+FFFD.
 func (d *claimsDecoder) str() (string, error) {
 	if !d.eat('"') {
 		return "", errors.New("not a string")
 	}
 	start, escaped := d.i, false
 	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case '\\':
+		switch c := d.b[d.i]; {
+		case c >= 0x80:
+			escaped = true
+		case c == '\\':
 			escaped = true
 			d.i += 2
 			continue
-		case '"':
+		case c == '"':
 			raw := d.b[start:d.i]
 			d.i++
 			if !escaped {
