@@ -129,7 +129,7 @@ echo "$header"; echo "$sep"
 for s in $strategies; do
   line="| \`$s\` |"
   for d in $drivers; do
-    line+=" ${rps[$d/$s]} | $(awk -v q="${ratio[$d/$s]}" 'BEGIN {printf "%.2f×", q}') |"
+    line+=" ${rps[$d/$s]} | $(awk -v q="${ratio[$d/$s]}" 'BEGIN {printf "%.3f×", q}') |"
   done
   echo "$line"
 done
