@@ -51,7 +51,7 @@ func TestMyEvents(t *testing.T) {
 			ip, ua   = "198.51.100.7", "EventsTest/2.0 (X11; Linux)"
 			evilIP   = "203.0.113.9"
 		)
-		e.register(ann)
+		annID := e.register(ann)
 		bobID := e.register(bob)
 		from := func(addr, agent string) map[string]string {
 			return map[string]string{"X-Forwarded-For": addr, "User-Agent": agent}
@@ -141,6 +141,11 @@ func TestMyEvents(t *testing.T) {
 			e.do(http.StatusNoContent, req{method: "DELETE", path: "/api/v1/me", token: bobS.access, body: map[string]string{"password": password}})
 			if n := e.count(&models.AuditEvent{}, "user_id = ?", id); n != 0 {
 				t.Fatalf("%d events of the deleted account remain", n)
+			}
+			// Only its own: the other account keeps its trail.
+			annUID, _ := strconv.ParseUint(annID, 10, 64)
+			if n := e.count(&models.AuditEvent{}, "user_id = ?", annUID); n == 0 {
+				t.Fatal("deleting bob deleted ann's events too")
 			}
 		})
 	})

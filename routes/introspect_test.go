@@ -172,19 +172,28 @@ func TestIntrospectTokens(t *testing.T) {
 			if r := e.introspectToken(next.refresh); !active(r) || r.str("sid") != valid.loginID {
 				t.Errorf("its successor: %s, want active with the same sid", r.Raw)
 			}
-			// Active exactly when a refresh would succeed: introspect
-			// first, then spend.
-			for what, tok := range map[string]string{
-				"after logout": loggedOut.refresh, "after a password change": changed.refresh,
-				"of a deleted account": deleted.refresh, "unknown": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-				"too long": strings.Repeat("A", 200), "live": next.refresh,
+			// Active exactly when a refresh would succeed, and only the
+			// live one would: introspect first, then spend.
+			for _, c := range []struct {
+				what, tok  string
+				wantActive bool
+			}{
+				{"after logout", loggedOut.refresh, false},
+				{"after a password change", changed.refresh, false},
+				{"of a deleted account", deleted.refresh, false},
+				{"unknown", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false},
+				{"too long", strings.Repeat("A", 200), false},
+				{"live", next.refresh, true},
 			} {
-				r := e.introspectToken(tok)
-				if !active(r) {
-					wantInactive(t, what, r)
+				r := e.introspectToken(c.tok)
+				if active(r) != c.wantActive {
+					t.Errorf("%s: introspection active=%v, want %v: %s", c.what, active(r), c.wantActive, r.Raw)
 				}
-				if got := apiRefresh(e, tok).Code == http.StatusOK; got != active(r) {
-					t.Errorf("%s: introspection active=%v, refresh succeeded=%v", what, active(r), got)
+				if !active(r) {
+					wantInactive(t, c.what, r)
+				}
+				if got := apiRefresh(e, c.tok).Code == http.StatusOK; got != active(r) {
+					t.Errorf("%s: introspection active=%v, refresh succeeded=%v", c.what, active(r), got)
 				}
 			}
 		})
@@ -374,6 +383,10 @@ func (b *syncBuffer) String() string {
 // TestIntrospectLogsNoSecret: neither client secrets nor tokens reach the
 // log, at debug level, on success, failure and a database outage.
 func TestIntrospectLogsNoSecret(t *testing.T) {
+	onDrivers(t, testIntrospectLogsNoSecret)
+}
+
+func testIntrospectLogsNoSecret(t *testing.T, driver string) {
 	cfg := config.Defaults()
 	cfg.Password.BcryptCost = 4
 	cfg.Log.Level = "debug"
@@ -381,11 +394,11 @@ func TestIntrospectLogsNoSecret(t *testing.T) {
 	withIntrospection(cfg)
 	cfg.Cache.Enabled = false
 	var logs syncBuffer
-	db := dbtest.Open(t, "sqlite")
+	db := dbtest.Open(t, driver)
 	clk := newClock()
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(&logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := startServer(t, authserver.Options{Config: cfg, DB: db, Secret: testSecret, Log: log, Now: clk.Now})
-	e := &env{t: t, driver: "sqlite", name: cfg.Strategy, cfg: cfg, db: db, srv: srv, tokens: srv.Tokens(), handler: srv.Handler(), clock: clk, mailer: &mailbox.Mailbox{}}
+	e := &env{t: t, driver: driver, name: cfg.Strategy, cfg: cfg, db: db, srv: srv, tokens: srv.Tokens(), handler: srv.Handler(), clock: clk, mailer: &mailbox.Mailbox{}}
 	e.register(email(1))
 	s := e.login(email(1), "laptop")
 	e.introspectToken(s.access)
@@ -402,7 +415,10 @@ func TestIntrospectLogsNoSecret(t *testing.T) {
 	if !strings.Contains(out, "/api/v1/auth/introspect") {
 		t.Fatalf("no request was logged: %s", out)
 	}
-	for what, secret := range map[string]string{"the client secret": rsSecret, "the access token": s.access, "the refresh token": s.refresh} {
+	// The credentials as the client sent them, too: a logged
+	// Authorization header would show them base64-encoded.
+	sent := strings.TrimPrefix(basic(rsID, rsSecret), "Basic ")
+	for what, secret := range map[string]string{"the client secret": rsSecret, "the Basic credentials": sent, "the access token": s.access, "the refresh token": s.refresh} {
 		if strings.Contains(out, secret) {
 			t.Errorf("the log contains %s", what)
 		}

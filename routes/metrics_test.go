@@ -231,7 +231,7 @@ func TestMetricsScriptedRun(t *testing.T) {
 				{"cache hits moved", delta("authserver_cache_lookups_total", "result", "hit") > 0},
 				{"cache misses moved", delta("authserver_cache_lookups_total", "result", "miss") > 0},
 				{"cache is trusted", after.value("authserver_cache_trusted") == 1},
-				{"outbox read", delta("authserver_cache_outbox_reads_total", "result", "ok") >= 0 && after.value("authserver_cache_outbox_reads_total", "result", "ok") > 0},
+				{"outbox read", after.value("authserver_cache_outbox_reads_total", "result", "ok") > 0},
 				{"one reset mailed", delta("authserver_workq_jobs_total", "queue", "password_reset", "result", "done") == 1},
 				{"bcrypt slots", after.value("authserver_passhash_slots") >= 1},
 				{"two failures", delta("authserver_bruteforce_failures_total") == 2},
