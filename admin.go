@@ -2,12 +2,13 @@ package authserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/revocable/authserver/audit"
 	"github.com/revocable/authserver/metrics"
 	"github.com/revocable/authserver/models"
+	"github.com/revocable/authserver/passhash"
 	"github.com/revocable/authserver/strategy"
 )
 
@@ -17,9 +18,6 @@ import (
 // Audit events record the metadata of ctx (audit.WithMeta): the CLI names
 // itself as the user agent.
 
-// maxPasswordBytes is bcrypt's limit, as the API enforces it.
-const maxPasswordBytes = 72
-
 // CreateUser creates an account with password, under the API's password
 // rules (password.min_length characters, at most 72 bytes).
 func (s *Server) CreateUser(ctx context.Context, email, password string) (*models.User, error) {
@@ -27,11 +25,8 @@ func (s *Server) CreateUser(ctx context.Context, email, password string) (*model
 	if err != nil {
 		return nil, err
 	}
-	if len(password) > maxPasswordBytes {
-		return nil, fmt.Errorf("the password must be at most %d bytes", maxPasswordBytes)
-	}
-	if n := s.cfg.Password.MinLength; utf8.RuneCountInString(password) < n {
-		return nil, fmt.Errorf("the password must be at least %d characters", n)
+	if err := passhash.CheckNew(password, s.cfg.Password.MinLength); err != nil {
+		return nil, fmt.Errorf("the password %w", err)
 	}
 	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
@@ -76,8 +71,11 @@ func (s *Server) Unlock(ctx context.Context, email string) error {
 		return err
 	}
 	ev := audit.Event{Action: audit.AdminUnlock, Result: audit.Success}
-	if u, err := s.tokens.UserByEmail(ctx, email); err == nil {
+	switch u, err := s.tokens.UserByEmail(ctx, email); {
+	case err == nil:
 		ev.UserID = u.ID
+	case !errors.Is(err, strategy.ErrNotFound):
+		return err
 	}
 	return s.tokens.AdminRecord(ctx, ev)
 }

@@ -25,6 +25,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -32,6 +33,24 @@ import (
 // ErrBusy is matched by the error of a call that could not get a hashing
 // slot within the queue timeout, or whose context ended while it waited.
 var ErrBusy = errors.New("password hashing is busy")
+
+// MaxBytes is bcrypt's limit: it ignores every byte after the 72nd, so a
+// longer password is refused rather than silently shortened.
+const MaxBytes = 72
+
+// CheckNew applies the rules of a new password: at least minLength
+// characters and at most MaxBytes bytes. The API and the admin commands
+// both ask it, so that their rules cannot drift apart; its error reads
+// after the name of the field ("password must be ...").
+func CheckNew(pw string, minLength int) error {
+	if len(pw) > MaxBytes {
+		return fmt.Errorf("must be at most %d bytes", MaxBytes)
+	}
+	if utf8.RuneCountInString(pw) < minLength {
+		return fmt.Errorf("must be at least %d characters", minLength)
+	}
+	return nil
+}
 
 // DefaultQueueTimeout is how long a call waits for a slot by default:
 // several bcrypt runs at the usual cost, long enough to absorb a burst,

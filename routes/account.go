@@ -15,12 +15,9 @@ import (
 
 	"github.com/revocable/authserver/audit"
 	"github.com/revocable/authserver/models"
+	"github.com/revocable/authserver/passhash"
 	"github.com/revocable/authserver/strategy"
 )
-
-// maxPasswordBytes is bcrypt's limit: it ignores every byte after the 72nd,
-// so a longer password is refused rather than silently shortened.
-const maxPasswordBytes = 72
 
 // normalizeEmail is models.NormalizeEmail with its error as a 400.
 func normalizeEmail(raw string) (string, error) {
@@ -32,11 +29,8 @@ func normalizeEmail(raw string) (string, error) {
 }
 
 func (s *server) checkNewPassword(pw, field string) error {
-	if len(pw) > maxPasswordBytes {
-		return invalidRequest(fmt.Sprintf("%s must be at most %d bytes", field, maxPasswordBytes))
-	}
-	if n := s.cfg.Password.MinLength; len([]rune(pw)) < n {
-		return invalidRequest(fmt.Sprintf("%s must be at least %d characters", field, n))
+	if err := passhash.CheckNew(pw, s.cfg.Password.MinLength); err != nil {
+		return invalidRequest(field + " " + err.Error())
 	}
 	return nil
 }
@@ -63,7 +57,7 @@ func (s *server) currentUser(c *gin.Context) (*models.User, error) {
 // brute-force throttle of the caller's email: these checks count like
 // logins.
 func (s *server) checkPassword(c *gin.Context, pw string) (*models.User, error) {
-	if pw == "" || len(pw) > maxPasswordBytes {
+	if pw == "" || len(pw) > passhash.MaxBytes {
 		return nil, strategy.ErrInvalidCredentials
 	}
 	u, err := s.currentUser(c)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/revocable/authserver/audit"
 	"github.com/revocable/authserver/models"
+	"github.com/revocable/authserver/passhash"
 	"github.com/revocable/authserver/strategy"
 )
 
@@ -65,7 +66,7 @@ func (s *server) login(c *gin.Context) error {
 	if req.Email == "" || req.Password == "" {
 		return invalidRequest("email and password are required")
 	}
-	if len(req.Password) > maxPasswordBytes {
+	if len(req.Password) > passhash.MaxBytes {
 		return invalidRequest("password must be at most 72 bytes")
 	}
 	if len(req.DeviceName) > 100 {

@@ -95,3 +95,12 @@ func TestCapabilities(t *testing.T) {
 		t.Fatal("an unknown strategy was built")
 	}
 }
+
+// TestKeyIDIsStable: the kid of a secret is in every token issued, so it
+// must not change between releases, or the instances on either side of a
+// rolling upgrade would refuse each other's tokens.
+func TestKeyIDIsStable(t *testing.T) {
+	if got, want := KeyID([]byte("a secret of thirty-two bytes.....")), "8FasP_zmXJN8"; got != want {
+		t.Fatalf("KeyID = %q, want %q as every release so far has made it", got, want)
+	}
+}

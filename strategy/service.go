@@ -162,12 +162,12 @@ func New(db *gorm.DB, name string, cfg Config) (*Service, error) {
 }
 
 // KeyID names a server secret in the kid header of the tokens it signs:
-// 6 bytes of a hash, which reveal nothing of a 32-byte random secret and
-// tell apart the few secrets a server verifies with (a collision would
-// only make a token fail, never pass: the signature decides).
+// 9 bytes of a hash, which reveal nothing of a 32-byte random secret. Its
+// length is part of every token issued: a change would make the tokens of
+// instances on either side of a rolling upgrade unknown to the others.
 func KeyID(secret []byte) string {
 	h := sha256.Sum256(append([]byte("authserver kid v1\x00"), secret...))
-	return base64.RawURLEncoding.EncodeToString(h[:6])
+	return base64.RawURLEncoding.EncodeToString(h[:9])
 }
 
 // Name is the running strategy's name.
