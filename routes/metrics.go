@@ -56,29 +56,19 @@ func (s *server) observeRequests() gin.HandlerFunc {
 	}
 }
 
-// countVerifications goes in front of whatever verifies the Bearer token
-// (the verify endpoint, the authenticated routes, Authenticate): the
-// verification succeeded when the request succeeded or a caller was
-// stored; else the error it was answered with says why. A verification
-// that could not be decided (503) is not counted.
-func (s *server) countVerifications() gin.HandlerFunc {
-	m := s.metrics
-	if m == nil {
-		return nil
+// countVerification counts the outcome of a verification: err is what
+// it failed with, nil when it succeeded. One that could not be decided
+// (503) is not counted.
+func (s *server) countVerification(err error) {
+	if s.metrics == nil {
+		return
 	}
-	return func(c *gin.Context) {
-		c.Next()
-		if c.Writer.Status() < http.StatusMultipleChoices && len(c.Errors) == 0 {
-			m.Verification(metrics.VerifyOK)
-			return
-		}
-		if _, ok := c.Get(principalKey); ok {
-			m.Verification(metrics.VerifyOK)
-			return
-		}
-		if r, ok := verifyResult(lastError(c)); ok {
-			m.Verification(r)
-		}
+	if err == nil {
+		s.metrics.Verification(metrics.VerifyOK)
+		return
+	}
+	if r, ok := verifyResult(err); ok {
+		s.metrics.Verification(r)
 	}
 }
 
@@ -156,16 +146,5 @@ func (s *server) countRevocation(k metrics.RevocationKind) gin.HandlerFunc {
 		if c.Writer.Status() < http.StatusMultipleChoices && len(c.Errors) == 0 {
 			m.Revocation(k)
 		}
-	}
-}
-
-// countFailedVerification counts the verification that Authenticate just
-// refused.
-func (s *server) countFailedVerification(c *gin.Context) {
-	if s.metrics == nil {
-		return
-	}
-	if r, ok := verifyResult(lastError(c)); ok {
-		s.metrics.Verification(r)
 	}
 }

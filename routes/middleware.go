@@ -29,24 +29,30 @@ func (s *server) authenticate() gin.HandlerFunc {
 }
 
 // verifyBearer verifies the request's Bearer token, or answers the
-// request with the error and returns false.
+// request with the error and returns false. Every verification of the API
+// passes here (verify, the authenticated routes, Authenticate), so it is
+// where verifications are counted.
 func (s *server) verifyBearer(c *gin.Context) (*strategy.Principal, bool) {
-	h := c.GetHeader("Authorization")
-	if h == "" {
-		s.writeError(c, errTokenMissing)
-		return nil, false
-	}
-	scheme, raw, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		s.writeError(c, strategy.ErrTokenInvalid)
-		return nil, false
-	}
-	p, err := s.tokens.Verify(c.Request.Context(), strings.TrimSpace(raw))
+	p, err := s.bearer(c)
+	s.countVerification(err)
 	if err != nil {
 		s.writeError(c, err)
 		return nil, false
 	}
 	return p, true
+}
+
+// bearer verifies the request's Bearer token.
+func (s *server) bearer(c *gin.Context) (*strategy.Principal, error) {
+	h := c.GetHeader("Authorization")
+	if h == "" {
+		return nil, errTokenMissing
+	}
+	scheme, raw, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return nil, strategy.ErrTokenInvalid
+	}
+	return s.tokens.Verify(c.Request.Context(), strings.TrimSpace(raw))
 }
 
 // principal is the caller that authenticate verified.

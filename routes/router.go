@@ -188,10 +188,8 @@ func (a *API) Authenticate() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, ok := s.verifyBearer(c)
 		if !ok {
-			s.countFailedVerification(c)
 			return
 		}
-		s.metrics.Verification(metrics.VerifyOK)
 		c.Set(principalKey, p)
 		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), callerKey{}, p))
 		c.Next()
@@ -212,12 +210,12 @@ func (s *server) routes(g *gin.RouterGroup) {
 	api.POST("/auth/password-reset/confirm", chain(s.limit("reset_per_ip"), s.countRevocation(metrics.RevokePassword), s.handle(s.resetConfirm))...)
 
 	verifyLimit := s.limit("verify_per_ip")
-	verify := chain(verifyLimit, s.countVerifications(), s.verify)
+	verify := chain(verifyLimit, s.verify)
 	for _, m := range forwardAuthMethods {
 		api.Handle(m, verifyPath, verify...)
 	}
 	api.POST("/auth/introspect", chain(verifyLimit, s.handle(s.introspect))...)
-	authed := api.Group("", chain(s.countVerifications(), s.authenticate())...)
+	authed := api.Group("", s.authenticate())
 	authed.POST("/auth/logout", chain(s.countRevocation(metrics.RevokeLogout), s.handle(s.logout))...)
 	authed.POST("/auth/logout-all", chain(s.countRevocation(metrics.RevokeLogoutAll), s.handle(s.logoutAll))...)
 	authed.POST("/auth/logout-others", chain(s.countRevocation(metrics.RevokeLogoutOthers), s.handle(s.logoutOthers))...)
