@@ -105,15 +105,16 @@ input, never a flag, so that it stays out of shell history and ps:
 		Short: "Lift the brute-force lock of an email and forget its failed logins",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Checked before the server is built: a typo costs nothing.
+			email, err := models.NormalizeEmail(args[0])
+			if err != nil {
+				return err
+			}
 			ctx, srv, err := openAdmin(cmd.Context(), *configPath)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			email, err := models.NormalizeEmail(args[0])
-			if err != nil {
-				return err
-			}
 			if err := srv.Unlock(ctx, email); err != nil {
 				return err
 			}
