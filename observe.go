@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"fmt"
 	"context"
 	"log/slog"
 	"net/http"
@@ -35,9 +36,11 @@ func (s *Server) watch() error {
 		Limiter: s.limits.Stats, Hasher: s.hasher.Stats, BruteForce: s.throttleStats.Stats,
 		Queues: map[string]func() workq.Stats{"password_reset": s.api.ResetQueueStats},
 	}
-	if sqlDB, err := s.db.DB(); err == nil {
-		src.DB = sqlDB
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("metrics: the database pool: %w", err)
 	}
+	src.DB = sqlDB
 	if s.cache != nil {
 		src.Cache = s.cache.Stats
 	}
