@@ -1,8 +1,8 @@
 package authserver
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 
