@@ -246,72 +246,82 @@ func TestClusterRevokerCutOffFromRedis(t *testing.T) {
 // good outbox read began, never after: then every verification is 503 (a
 // token revoked on A meanwhile included), and /readyz says so. A, which
 // still reaches the database, is unaffected.
+//
+// The same with Redis: B's subscription stays healthy while its database
+// is gone, and a healthy subscription must not stand in for the outbox.
 func TestClusterDatabaseLostByOneInstance(t *testing.T) {
 	onDrivers(t, func(t *testing.T, driver string) {
-		for _, name := range outageStrategies {
-			t.Run(name, func(t *testing.T) {
-				p := startPair(t, driver, clusterConfig(t, name, 600*time.Millisecond, ""), "")
-				m := p.a.prepare(primary(name), "lost@example.com")
-				alive := p.a.user("alive@example.com")
-				tokens := append(append([]string{alive}, m.survivors...), m.victims...)
-				for _, tok := range tokens {
-					p.b.warm(tok)
-				}
-				sqlDB, err := p.b.pool.DB()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := sqlDB.Close(); err != nil {
-					t.Fatal(err)
-				}
-				m.revoke()
-				type seen struct {
-					at   time.Time
-					code int
-				}
-				var answers []seen
-				for {
-					at := time.Now()
-					for _, tok := range tokens {
-						c := p.b.verify(tok)
-						if c != http.StatusOK && c != http.StatusServiceUnavailable {
-							t.Fatalf("B without its database answered %d; want 200 (from a trusted cache) or 503", c)
-						}
-						answers = append(answers, seen{at, c})
-					}
-					if at.After(p.b.srv.FeedHealth().LastRead.Add(p.b.maxStaleness() + 2*p.b.pollEvery())) {
-						break
-					}
-					time.Sleep(time.Millisecond)
-				}
-				end := p.b.srv.FeedHealth().LastRead.Add(p.b.maxStaleness())
-				served, failed := 0, 0
-				for _, a := range answers {
-					switch {
-					case a.code == http.StatusOK && !a.at.Before(end):
-						t.Fatalf("B accepted a token %v after its last good outbox read began (max_staleness %v)",
-							a.at.Sub(end)+p.b.maxStaleness(), p.b.maxStaleness())
-					case a.code == http.StatusOK:
-						served++
-					default:
-						failed++
-					}
-				}
-				if served == 0 || failed == 0 {
-					t.Fatalf("B answered %d from its cache and %d with 503; want both (the cache first, then failing closed)", served, failed)
-				}
-				if r := p.b.send("GET", "/readyz", "", nil); r.code != http.StatusServiceUnavailable {
-					t.Fatalf("B's /readyz answered %d without its database; want 503", r.code)
-				}
-				if c := p.a.verify(alive); c != http.StatusOK {
-					t.Fatalf("A: a valid token got %d", c)
-				}
-				if c := p.a.verify(m.victims[0]); c != http.StatusUnauthorized {
-					t.Fatalf("A: the revoked token got %d", c)
-				}
-			})
+		rs := redistest.Start(t)
+		for _, v := range []struct{ prefix, redisURL string }{{"", ""}, {"redis/", rs.URL()}} {
+			for _, name := range outageStrategies {
+				t.Run(v.prefix+name, func(t *testing.T) {
+					testDatabaseLostByOneInstance(t, driver, name, v.redisURL)
+				})
+			}
 		}
 	})
+}
+
+func testDatabaseLostByOneInstance(t *testing.T, driver, name, redisURL string) {
+	p := startPair(t, driver, clusterConfig(t, name, 600*time.Millisecond, redisURL), "")
+	m := p.a.prepare(primary(name), "lost@example.com")
+	alive := p.a.user("alive@example.com")
+	tokens := append(append([]string{alive}, m.survivors...), m.victims...)
+	for _, tok := range tokens {
+		p.b.warm(tok)
+	}
+	sqlDB, err := p.b.pool.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlDB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.revoke()
+	type seen struct {
+		at   time.Time
+		code int
+	}
+	var answers []seen
+	for {
+		at := time.Now()
+		for _, tok := range tokens {
+			c := p.b.verify(tok)
+			if c != http.StatusOK && c != http.StatusServiceUnavailable {
+				t.Fatalf("B without its database answered %d; want 200 (from a trusted cache) or 503", c)
+			}
+			answers = append(answers, seen{at, c})
+		}
+		if at.After(p.b.srv.FeedHealth().LastRead.Add(p.b.maxStaleness() + 2*p.b.pollEvery())) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	end := p.b.srv.FeedHealth().LastRead.Add(p.b.maxStaleness())
+	served, failed := 0, 0
+	for _, a := range answers {
+		switch {
+		case a.code == http.StatusOK && !a.at.Before(end):
+			t.Fatalf("B accepted a token %v after its last good outbox read began (max_staleness %v)",
+				a.at.Sub(end)+p.b.maxStaleness(), p.b.maxStaleness())
+		case a.code == http.StatusOK:
+			served++
+		default:
+			failed++
+		}
+	}
+	if served == 0 || failed == 0 {
+		t.Fatalf("B answered %d from its cache and %d with 503; want both (the cache first, then failing closed)", served, failed)
+	}
+	if r := p.b.send("GET", "/readyz", "", nil); r.code != http.StatusServiceUnavailable {
+		t.Fatalf("B's /readyz answered %d without its database; want 503", r.code)
+	}
+	if c := p.a.verify(alive); c != http.StatusOK {
+		t.Fatalf("A: a valid token got %d", c)
+	}
+	if c := p.a.verify(m.victims[0]); c != http.StatusUnauthorized {
+		t.Fatalf("A: the revoked token got %d", c)
+	}
 }
 
 // TestClusterStaleFillRefused: a verification on A misses the cache and
