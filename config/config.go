@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -385,12 +386,24 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("introspection.clients[%d] must be id:secret with a secret of at least 16 bytes", i)
 		}
 	}
-	for _, o := range c.CORS.AllowedOrigins {
-		if o == "*" || !strings.Contains(o, "://") {
-			return fmt.Errorf("cors.allowed_origins must list exact origins such as https://app.example.com, got %q", o)
+	for key, list := range map[string][]string{"cors.allowed_origins": c.CORS.AllowedOrigins, "cookies.allowed_origins": c.Cookies.AllowedOrigins} {
+		for _, o := range list {
+			if !isOrigin(o) {
+				return fmt.Errorf("%s must list exact origins such as https://app.example.com (scheme and host, no path, no trailing slash), got %q", key, o)
+			}
 		}
 	}
 	return nil
+}
+
+// isOrigin reports whether o is an origin as a browser sends it in the
+// Origin header: http or https, a host and maybe a port, nothing else.
+// Anything more ("https://a.example/", a path, "*", "null") could never
+// equal the header, so the setting would silently do nothing.
+func isOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		o == u.Scheme+"://"+u.Host
 }
 
 // RateLimitRules are the ratelimit.* rules by name (login_per_ip, ...).

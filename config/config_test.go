@@ -264,6 +264,13 @@ func TestValidate(t *testing.T) {
 		{"negative device limit", func(c *config.Config) { c.Devices.Max = -1 }, []string{"devices.max"}},
 		{"unknown on_limit", func(c *config.Config) { c.Devices.OnLimit = "evict_newest" }, []string{"evict_newest"}},
 		{"evict_oldest", func(c *config.Config) { c.Devices.OnLimit = "evict_oldest" }, nil},
+		{"cors origin", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example.com:8443"} }, nil},
+		{"cors origin with a slash", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example.com/"} }, []string{"cors.allowed_origins", "app.example.com/"}},
+		{"cors origin with a path", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"https://app.example.com/x"} }, []string{"cors.allowed_origins"}},
+		{"cors wildcard", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"*"} }, []string{"cors.allowed_origins"}},
+		{"cors null", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"null"} }, []string{"cors.allowed_origins"}},
+		{"cookie origin without scheme", func(c *config.Config) { c.Cookies.AllowedOrigins = []string{"app.example.com"} }, []string{"cookies.allowed_origins"}},
+		{"cookie origin", func(c *config.Config) { c.Cookies.AllowedOrigins = []string{"http://localhost:3000"} }, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
