@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 
 	"github.com/revocable/authserver/audit"
 	"github.com/revocable/authserver/models"
@@ -95,15 +94,11 @@ func (s *server) login(c *gin.Context) error {
 
 // userByEmail is the account of a normalized email; nil when there is none.
 func (s *server) userByEmail(ctx context.Context, email string) (*models.User, error) {
-	var u models.User
-	err := s.db.WithContext(ctx).Take(&u, "email = ?", email).Error
-	switch {
-	case errors.Is(err, gorm.ErrRecordNotFound):
+	u, err := s.tokens.UserByEmail(ctx, email)
+	if errors.Is(err, strategy.ErrNotFound) {
 		return nil, nil
-	case err != nil:
-		return nil, models.Unavailable("load user", err)
 	}
-	return &u, nil
+	return u, err
 }
 
 // checkAccountPassword compares pw with the password of u (nil: no such
