@@ -51,6 +51,10 @@ type Config struct {
 type Server struct {
 	Addr           string   `mapstructure:"addr"`
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// HeapFloorMiB is the heap size (MiB) below which authserver serve
+	// does not collect garbage; 0 leaves the Go runtime's default (see
+	// internal/heapfloor).
+	HeapFloorMiB int `mapstructure:"heap_floor_mib"`
 }
 
 type Database struct {
@@ -167,6 +171,7 @@ func defaults() map[string]any {
 	return map[string]any{
 		"server.addr":             "127.0.0.1:8080",
 		"server.trusted_proxies":  []string{},
+		"server.heap_floor_mib":   64,
 		"database.driver":         "sqlite",
 		"database.dsn":            "data/authserver.db",
 		"database.prune_interval": "10m",
@@ -307,6 +312,9 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(models.Drivers, c.Database.Driver) {
 		return fmt.Errorf("unknown database.driver %q: valid drivers are %s", c.Database.Driver, strings.Join(models.Drivers, ", "))
+	}
+	if c.Server.HeapFloorMiB < 0 || c.Server.HeapFloorMiB > 1<<20 {
+		return fmt.Errorf("server.heap_floor_mib must be between 0 and 1048576, got %d", c.Server.HeapFloorMiB)
 	}
 	if c.Database.DSN == "" {
 		return errors.New("database.dsn must be set")

@@ -253,6 +253,8 @@ func TestValidate(t *testing.T) {
 		{"bcrypt cost 32", func(c *config.Config) { c.Password.BcryptCost = 32 }, []string{"bcrypt_cost"}},
 		{"unknown driver", func(c *config.Config) { c.Database.Driver = "postgres" }, []string{"postgres", "sqlite", "mysql"}},
 		{"empty dsn", func(c *config.Config) { c.Database.DSN = "" }, []string{"database.dsn"}},
+		{"negative heap floor", func(c *config.Config) { c.Server.HeapFloorMiB = -1 }, []string{"server.heap_floor_mib"}},
+		{"heap floor off", func(c *config.Config) { c.Server.HeapFloorMiB = 0 }, nil},
 		{"min length 0", func(c *config.Config) { c.Password.MinLength = 0 }, []string{"min_length"}},
 		{"min length 73", func(c *config.Config) { c.Password.MinLength = 73 }, []string{"min_length"}},
 		{"zero access ttl", func(c *config.Config) { c.JWT.AccessTTL = 0 }, []string{"jwt.access_ttl"}},

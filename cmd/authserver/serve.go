@@ -17,6 +17,7 @@ import (
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/internal/heapfloor"
 )
 
 func serve(ctx context.Context, configPath string) error {
@@ -37,6 +38,9 @@ func serve(ctx context.Context, configPath string) error {
 		return err
 	}
 	gin.SetMode(gin.ReleaseMode)
+	if heapfloor.Run(ctx, uint64(cfg.Server.HeapFloorMiB)<<20) {
+		log.Debug("heap floor set", "mib", cfg.Server.HeapFloorMiB)
+	}
 	// go-redis reports connection trouble through a logger of its own;
 	// send it to ours, at debug level: the feed and the limiter log the
 	// outages that matter, once each.
