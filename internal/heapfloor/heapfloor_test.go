@@ -3,7 +3,6 @@ package heapfloor_test
 import (
 	"context"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 	"time"
@@ -81,11 +80,15 @@ func TestRunHoldsTheGoalAtTheFloor(t *testing.T) {
 
 func TestRunLeavesAnOperatorsGOGC(t *testing.T) {
 	t.Setenv("GOGC", "150")
+	before := read("/gc/gogc:percent")
 	if heapfloor.Run(t.Context(), 64<<20) {
 		t.Fatal("Run tuned the collector although GOGC is set")
 	}
 	if heapfloor.Run(t.Context(), 0) {
 		t.Fatal("Run tuned the collector with a floor of 0")
 	}
-	_ = debug.SetGCPercent(100)
+	runtime.GC()
+	if got := read("/gc/gogc:percent"); got != before {
+		t.Fatalf("GOGC went from %d to %d", before, got)
+	}
 }
