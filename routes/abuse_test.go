@@ -815,6 +815,7 @@ func TestThousandLogins(t *testing.T) {
 				if raceEnabled && abRaceRuns[driver] != name {
 					t.Skipf("under -race the 1,000 logins run for %s on %s only; without -race for every strategy", abRaceRuns[driver], driver)
 				}
+				t.Parallel() // sequential logins wait on the database: the drivers overlap
 				abThousandLogins(t, driver, name)
 			})
 		}

@@ -78,6 +78,7 @@ func ccValidTokens(e *env, answers []*resp) []string {
 // of N concurrent logins must end up as a device of its own (single_device
 // keeps exactly one).
 func TestConcurrentLoginsKeepEveryDevice(t *testing.T) {
+	t.Parallel()
 	onDrivers(t, func(t *testing.T, driver string) {
 		for _, tc := range []struct {
 			name    string
@@ -120,6 +121,7 @@ func TestConcurrentLoginsKeepEveryDevice(t *testing.T) {
 
 // TestConcurrentLoginsDeviceLimit races N logins against devices.max = 5.
 func TestConcurrentLoginsDeviceLimit(t *testing.T) {
+	t.Parallel()
 	const limit = 5
 	onDrivers(t, func(t *testing.T, driver string) {
 		for _, name := range []string{"multi_device", "session_table"} {
@@ -182,6 +184,7 @@ func TestConcurrentLoginsDeviceLimit(t *testing.T) {
 // in between may go either way. A second logout-all, once everything
 // settled, must end every token.
 func TestConcurrentLogoutAllAndLogins(t *testing.T) {
+	t.Parallel()
 	const (
 		// early logins run freely; the logout-all is sent once a quarter of
 		// them have answered, so that some tokens surely predate it and the

@@ -78,6 +78,7 @@ func active(r *resp) bool { return r.Body["active"] == true }
 // exactly when verify accepts it, with verify's claims, and a refresh
 // token is active exactly while it can be exchanged.
 func TestIntrospectTokens(t *testing.T) {
+	t.Parallel()
 	matrix(t, func(t *testing.T, driver, name string) {
 		e := newEnv(t, driver, name, withIntrospection)
 		var uids []string

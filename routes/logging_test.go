@@ -182,6 +182,7 @@ func testRequestID(t *testing.T, driver, format string) {
 }
 
 func TestLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	matrix(t, func(t *testing.T, driver, name string) {
 		for _, format := range []string{"text", "json"} {
 			t.Run(format, func(t *testing.T) {

@@ -268,6 +268,7 @@ func TestRefreshAbsoluteLifetime(t *testing.T) {
 }
 
 func TestRefreshReuseDetection(t *testing.T) {
+	t.Parallel()
 	matrix(t, func(t *testing.T, driver, name string) {
 		e := newEnv(t, driver, name)
 		e.register(email(1))
@@ -396,6 +397,7 @@ func rtRefreshConcurrently(e *env, raw string, n int) []rtResult {
 // never fork the family: one consumed row, one successor row, and every
 // answer that succeeds hands out that one successor.
 func TestRefreshConcurrent(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		zeroGrace bool
@@ -479,6 +481,7 @@ func TestRefreshConcurrent(t *testing.T) {
 // tokens, under every strategy; under stateless they are the only thing
 // that can be revoked at all.
 func TestRefreshAfterRevocation(t *testing.T) {
+	t.Parallel()
 	// act ends the login s of user addr (id uid) and returns the code its
 	// refresh tokens get afterwards, "" when the strategy does not support
 	// the action (nothing may change then), and whether the user's other
@@ -750,6 +753,7 @@ func TestRefreshBadRequests(t *testing.T) {
 // one, consumed ones included: reuse detection needs them until the family
 // expires.
 func TestRefreshPrune(t *testing.T) {
+	t.Parallel()
 	matrix(t, func(t *testing.T, driver, name string) {
 		e := newEnv(t, driver, name)
 		e.register(email(1))

@@ -60,6 +60,7 @@ func withKid(t testing.TB, token, kid string) string {
 }
 
 func TestSecretRotation(t *testing.T) {
+	t.Parallel()
 	matrix(t, func(t *testing.T, driver, name string) {
 		cfg := config.Defaults()
 		cfg.Strategy = name
