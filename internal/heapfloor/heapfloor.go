@@ -73,7 +73,6 @@ type tuner struct {
 	mu      sync.Mutex
 	stopped bool
 	sample  []metrics.Sample
-	last    int
 }
 
 // percent reads what the last collection found; the caller holds t.mu or
@@ -86,8 +85,7 @@ func (t *tuner) percent() int {
 			v[i] = s.Value.Uint64()
 		}
 	}
-	t.last = Percent(v[0], v[1]+v[2], t.floor)
-	return t.last
+	return Percent(v[0], v[1]+v[2], t.floor)
 }
 
 // sentinel is allocated for one collection to find unreachable. It holds a
@@ -110,9 +108,6 @@ func (t *tuner) afterGC() {
 	if t.stopped {
 		return
 	}
-	prev := t.last
-	if p := t.percent(); p != prev {
-		debug.SetGCPercent(p)
-	}
+	debug.SetGCPercent(t.percent()) // a heap-locked store, once a cycle
 	t.arm()
 }
