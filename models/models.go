@@ -130,7 +130,7 @@ type AuditEvent struct {
 
 // All lists every model, in migration order.
 func All() []any {
-	return []any{&User{}, &Session{}, &RefreshToken{}, &ResetToken{}, &Invalidation{}, &AuditEvent{}, &LoginThrottle{}}
+	return []any{&User{}, &Session{}, &RefreshToken{}, &ResetToken{}, &Invalidation{}, &AuditEvent{}, &LoginThrottle{}, &MailMessage{}}
 }
 
 // DeleteUser deletes the user and everything that belongs to it, inside tx.

@@ -20,11 +20,11 @@ import (
 	"github.com/revocable/authserver/bruteforce"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/demo"
+	"github.com/revocable/authserver/mail"
 	"github.com/revocable/authserver/metrics"
 	"github.com/revocable/authserver/passhash"
 	"github.com/revocable/authserver/ratelimit"
 	"github.com/revocable/authserver/strategy"
-	"github.com/revocable/authserver/workq"
 )
 
 // Deps are what the router is built from.
@@ -32,8 +32,8 @@ type Deps struct {
 	Config *config.Config
 	Tokens *strategy.Service
 	Log    *slog.Logger
-	// Mailer delivers password-reset tokens; nil means LogMailer.
-	Mailer Mailer
+	// Mail is the mail outbox; required.
+	Mail *mail.Outbox
 	// Ready reports the state of what the server depends on, by name, for
 	// GET /readyz; nil means the database alone.
 	Ready func(ctx context.Context) Readiness
@@ -61,7 +61,7 @@ type server struct {
 	db     *gorm.DB
 	tokens *strategy.Service
 	log    *slog.Logger
-	mailer Mailer
+	mail   *mail.Outbox
 	ready  func(ctx context.Context) Readiness
 	now    func() time.Time
 	ids    *idSource
@@ -71,8 +71,6 @@ type server struct {
 	throttle *bruteforce.Throttle
 	hasher   *passhash.Hasher
 	metrics  *metrics.Metrics
-	// resets makes reset tokens and mails them off the request path.
-	resets *workq.Queue[resetJob]
 	// cookiePath is the refresh cookie's path: the auth routes of the
 	// mount point.
 	cookiePath string
@@ -94,18 +92,15 @@ type API struct {
 
 // New builds the HTTP layer.
 func New(d Deps) (*API, error) {
-	if d.Limits == nil || d.Throttle == nil || d.Hasher == nil {
-		return nil, errors.New("routes: the limiter, the brute-force throttle and the hasher are required")
+	if d.Limits == nil || d.Throttle == nil || d.Hasher == nil || d.Mail == nil {
+		return nil, errors.New("routes: the limiter, the brute-force throttle, the hasher and the mail outbox are required")
 	}
 	s := &server{
-		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mailer: d.Mailer, ready: d.Ready, now: d.Now,
+		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mail: d.Mail, ready: d.Ready, now: d.Now,
 		ids: newIDSource(), limits: d.Limits, throttle: d.Throttle, hasher: d.Hasher, metrics: d.Metrics,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
-	}
-	if s.mailer == nil {
-		s.mailer = LogMailer{Log: s.log}
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -121,21 +116,9 @@ func New(d Deps) (*API, error) {
 	if s.openapi, err = apidoc.JSON(); err != nil {
 		return nil, err
 	}
-	if s.resets, err = workq.New(workq.Config{Name: "password-reset", Size: resetQueueSize, Workers: 2, Timeout: 30 * time.Second, Log: s.log}, s.runReset); err != nil {
-		return nil, err
-	}
+	s.mail.Handle(mail.PasswordReset, s.prepareReset)
 	return &API{s: s}, nil
 }
-
-// Close stops the background work of the API (the reset queue), waiting at
-// most until ctx ends for queued mails.
-func (a *API) Close(ctx context.Context) error { return a.s.resets.Close(ctx) }
-
-// WaitResets waits until the reset queue is empty (tests, shutdown).
-func (a *API) WaitResets(ctx context.Context) error { return a.s.resets.Wait(ctx) }
-
-// ResetQueueStats are the counters of the reset queue (metrics).
-func (a *API) ResetQueueStats() workq.Stats { return a.s.resets.Stats() }
 
 // Handler is the whole server: the API under /api/v1, the health checks,
 // one log line per request and recovery from panics.
