@@ -315,31 +315,43 @@ func (o *Outbox) claim(ctx context.Context, n int) ([]models.MailMessage, error)
 	id := newClaimID()
 	due := o.db.Where("(status = ? AND next_attempt_at <= ?) OR (status = ? AND lease_until < ?)",
 		models.MailQueued, now, models.MailSending, now)
+	lease := now.Add(o.o.Lease)
+	claim := map[string]any{
+		"status": models.MailSending, "claim_id": id, "lease_until": lease,
+		"attempts": gorm.Expr("attempts + 1"), "updated_at": now,
+	}
 	var claimed int64
-	err := models.Tx(ctx, o.db, func(tx *gorm.DB) error {
-		q := tx.Model(&models.MailMessage{}).Where(due).Order("next_attempt_at").Limit(n)
-		switch tx.Dialector.Name() {
-		case "mysql", "postgres":
-			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
-		}
-		var ids []uint64
-		if err := q.Pluck("id", &ids).Error; err != nil {
-			return models.Unavailable("find due mail", err)
-		}
-		if len(ids) == 0 {
+	var err error
+	switch o.db.Dialector.Name() {
+	case "mysql", "postgres":
+		err = models.Tx(ctx, o.db, func(tx *gorm.DB) error {
+			var ids []uint64
+			q := tx.Model(&models.MailMessage{}).Where(due).Order("next_attempt_at").Limit(n).
+				Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+			if err := q.Pluck("id", &ids).Error; err != nil {
+				return models.Unavailable("find due mail", err)
+			}
+			if len(ids) == 0 {
+				return nil
+			}
+			res := tx.Model(&models.MailMessage{}).Where("id IN ?", ids).Updates(claim)
+			if res.Error != nil {
+				return models.Unavailable("claim mail", res.Error)
+			}
+			claimed = res.RowsAffected
 			return nil
-		}
-		lease := now.Add(o.o.Lease)
-		res := tx.Model(&models.MailMessage{}).Where("id IN ?", ids).Where(due).Updates(map[string]any{
-			"status": models.MailSending, "claim_id": id, "lease_until": lease,
-			"attempts": gorm.Expr("attempts + 1"), "updated_at": now,
 		})
+	default:
+		// One statement: it takes SQLite's write lock at once (a read
+		// upgraded to a write inside a transaction would fail with
+		// SQLITE_BUSY when another process writes).
+		sub := o.db.Model(&models.MailMessage{}).Select("id").Where(due).Order("next_attempt_at").Limit(n)
+		res := o.db.WithContext(ctx).Model(&models.MailMessage{}).Where("id IN (?)", sub).Updates(claim)
 		if res.Error != nil {
-			return models.Unavailable("claim mail", res.Error)
+			err = models.Unavailable("claim mail", res.Error)
 		}
 		claimed = res.RowsAffected
-		return nil
-	})
+	}
 	if err != nil || claimed == 0 {
 		return nil, err
 	}
@@ -384,8 +396,9 @@ func (o *Outbox) prepare(ctx context.Context, m *models.MailMessage) error {
 		return Permanent(err)
 	}
 	var row *models.MailMessage
+	dropped := false
 	err = models.Tx(ctx, o.db, func(tx *gorm.DB) error {
-		row = nil
+		row, dropped = nil, false
 		d, err := p(ctx, tx, m.Recipient, m.UserID, req)
 		if err != nil {
 			return err
@@ -398,7 +411,8 @@ func (o *Outbox) prepare(ctx context.Context, m *models.MailMessage) error {
 			if res.RowsAffected != 1 {
 				return errLostClaim
 			}
-			return errDropped
+			dropped = true
+			return nil
 		}
 		if row, err = o.prepared(*d); err != nil {
 			return Permanent(err)
@@ -416,6 +430,9 @@ func (o *Outbox) prepare(ctx context.Context, m *models.MailMessage) error {
 	})
 	if err != nil {
 		return err
+	}
+	if dropped {
+		return errDropped
 	}
 	m.Recipient, m.UserID, m.Prepared, m.Body = row.Recipient, row.UserID, true, row.Body
 	return nil
