@@ -266,7 +266,7 @@ func (s *Server) newOutbox(sender mail.Sender, secret []byte, previous [][]byte)
 	}
 	o := mail.Options{
 		Keys: keys, Templates: tpl, Sender: sender, SiteURL: cfg.Mail.SiteURL,
-		Links: mail.Links{PasswordReset: cfg.Mail.Links.PasswordReset, VerifyEmail: cfg.Mail.Links.VerifyEmail, EmailChangeConfirm: cfg.Mail.Links.EmailChangeConfirm},
+		Links:      mail.Links{PasswordReset: cfg.Mail.Links.PasswordReset, VerifyEmail: cfg.Mail.Links.VerifyEmail, EmailChangeConfirm: cfg.Mail.Links.EmailChangeConfirm},
 		RetryDelay: cfg.Mail.RetryDelay, MaxAttempts: cfg.Mail.MaxAttempts, Retention: cfg.Mail.Retention,
 		Workers: cfg.Mail.Workers, Log: s.log,
 	}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
-	"github.com/revocable/authserver/mail"
 	"github.com/revocable/authserver/demo"
+	"github.com/revocable/authserver/mail"
 	"github.com/revocable/authserver/strategy"
 )
 
