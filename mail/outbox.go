@@ -71,6 +71,10 @@ type Draft struct {
 	Token string
 	// NewEmail is shown by email_change_notice.
 	NewEmail string
+	// Context, when set, decorates the context of the delivery that
+	// follows a preparation (the audit metadata of the request, so that
+	// the sender's log lines name it).
+	Context func(context.Context) context.Context
 }
 
 // Preparer makes the draft of a request queued with Request, inside the
@@ -365,36 +369,39 @@ func (o *Outbox) claim(ctx context.Context, n int) ([]models.MailMessage, error)
 var errDropped = errors.New("mail request dropped")
 
 // content opens m's body, preparing it first if it is a request.
-func (o *Outbox) content(ctx context.Context, m *models.MailMessage) (*Content, error) {
+func (o *Outbox) content(ctx context.Context, m *models.MailMessage) (*Content, func(context.Context) context.Context, error) {
+	var decorate func(context.Context) context.Context
 	if !m.Prepared {
-		if err := o.prepare(ctx, m); err != nil {
-			return nil, err
+		var err error
+		if decorate, err = o.prepare(ctx, m); err != nil {
+			return nil, nil, err
 		}
 	}
 	plain, err := o.seal.open(m.Body, []byte(m.Kind))
 	if err != nil {
-		return nil, Permanent(err)
+		return nil, nil, Permanent(err)
 	}
 	var c Content
 	if err := json.Unmarshal(plain, &c); err != nil {
-		return nil, Permanent(fmt.Errorf("mail: body does not decode: %w", err))
+		return nil, nil, Permanent(fmt.Errorf("mail: body does not decode: %w", err))
 	}
-	return &c, nil
+	return &c, decorate, nil
 }
 
 // errLostClaim: another worker took the message (this one's lease ran
 // out); it is left to that worker.
 var errLostClaim = errors.New("mail: claim lost")
 
-func (o *Outbox) prepare(ctx context.Context, m *models.MailMessage) error {
+func (o *Outbox) prepare(ctx context.Context, m *models.MailMessage) (func(context.Context) context.Context, error) {
 	p, ok := o.preparers[Kind(m.Kind)]
 	if !ok {
-		return Permanent(fmt.Errorf("mail: no preparer for %s", m.Kind))
+		return nil, Permanent(fmt.Errorf("mail: no preparer for %s", m.Kind))
 	}
 	req, err := o.seal.open(m.Body, []byte("request:"+m.Kind))
 	if err != nil {
-		return Permanent(err)
+		return nil, Permanent(err)
 	}
+	var decorate func(context.Context) context.Context
 	var row *models.MailMessage
 	dropped := false
 	err = models.Tx(ctx, o.db, func(tx *gorm.DB) error {
@@ -414,6 +421,7 @@ func (o *Outbox) prepare(ctx context.Context, m *models.MailMessage) error {
 			dropped = true
 			return nil
 		}
+		decorate = d.Context
 		if row, err = o.prepared(*d); err != nil {
 			return Permanent(err)
 		}
@@ -429,13 +437,13 @@ func (o *Outbox) prepare(ctx context.Context, m *models.MailMessage) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if dropped {
-		return errDropped
+		return nil, errDropped
 	}
 	m.Recipient, m.UserID, m.Prepared, m.Body = row.Recipient, row.UserID, true, row.Body
-	return nil
+	return decorate, nil
 }
 
 func (o *Outbox) observe(k, result string) {
@@ -446,7 +454,7 @@ func (o *Outbox) observe(k, result string) {
 
 // deliver sends one claimed message and records the outcome.
 func (o *Outbox) deliver(ctx context.Context, m *models.MailMessage) {
-	c, err := o.content(ctx, m)
+	c, decorate, err := o.content(ctx, m)
 	switch {
 	case errors.Is(err, errDropped):
 		o.observe(m.Kind, "dropped")
@@ -458,7 +466,11 @@ func (o *Outbox) deliver(ctx context.Context, m *models.MailMessage) {
 		return
 	}
 	msg := &Message{ID: m.ID, Kind: Kind(m.Kind), To: m.Recipient, Subject: c.Subject, Text: c.Text, HTML: c.HTML, Link: c.Link, Token: c.Token}
-	sctx, cancel := context.WithTimeout(ctx, o.o.SendTimeout)
+	sctx := ctx
+	if decorate != nil {
+		sctx = decorate(sctx)
+	}
+	sctx, cancel := context.WithTimeout(sctx, o.o.SendTimeout)
 	err = o.o.Sender.Send(sctx, msg)
 	cancel()
 	if ctx.Err() != nil && err != nil {

@@ -236,7 +236,8 @@ func (s *server) prepareReset(ctx context.Context, tx *gorm.DB, email string, _ 
 	if err != nil || token == "" {
 		return nil, err
 	}
-	return &mail.Draft{Kind: mail.PasswordReset, To: u.Email, UserID: u.ID, Token: token}, nil
+	return &mail.Draft{Kind: mail.PasswordReset, To: u.Email, UserID: u.ID, Token: token,
+		Context: func(c context.Context) context.Context { return audit.WithMeta(c, meta) }}, nil
 }
 
 // makeReset stores, in tx, a new reset token for the account of email and
