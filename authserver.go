@@ -171,7 +171,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.mail, err = s.newOutbox(o.Mailer, secret, previous); err != nil {
 		return nil, err
 	}
-	deps := routes.Deps{Config: cfg, Tokens: s.tokens, Log: log, Mail: s.mail, Ready: s.Ready, Now: o.Now, Metrics: s.metrics}
+	deps := routes.Deps{Config: cfg, Tokens: s.tokens, Log: log, Mail: s.mail, MailEnabled: o.Mailer != nil || cfg.MailTransport() != "", Ready: s.Ready, Now: o.Now, Metrics: s.metrics}
 	if err := s.abuseControls(&deps, secret, o.Now); err != nil {
 		return nil, err
 	}

@@ -43,3 +43,24 @@ const (
 	MailSent    = "sent"
 	MailFailed  = "failed"
 )
+
+// EmailToken is a single-use token sent by mail to prove an address:
+// verify_email (Purpose "verify", Email the address to verify) or an
+// email change (Purpose "change", Email the new address). Only its
+// SHA-256 is stored; the purpose keeps one kind from confirming the other.
+type EmailToken struct {
+	ID        uint64     `gorm:"primaryKey;autoIncrement"`
+	TokenHash []byte     `gorm:"type:varbinary(32);not null;uniqueIndex"`
+	UserID    uint64     `gorm:"not null;index"`
+	Purpose   string     `gorm:"size:10;not null"`
+	Email     string     `gorm:"size:254;not null"`
+	CreatedAt time.Time  `gorm:"not null"`
+	ExpiresAt time.Time  `gorm:"not null;index"`
+	UsedAt    *time.Time ``
+}
+
+// Email token purposes.
+const (
+	EmailVerify = "verify"
+	EmailChange = "change"
+)

@@ -45,7 +45,7 @@ func throttleKey(raw string) string {
 }
 
 func userJSON(u *models.User) gin.H {
-	return gin.H{"id": strconv.FormatUint(u.ID, 10), "email": u.Email, "created_at": u.CreatedAt.UTC()}
+	return gin.H{"id": strconv.FormatUint(u.ID, 10), "email": u.Email, "created_at": u.CreatedAt.UTC(), "email_verified": u.EmailVerifiedAt != nil}
 }
 
 // currentUser is the caller's row, read fresh: verification may have
@@ -109,6 +109,7 @@ func (s *server) changePassword(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	s.notify(s.ctx(c), mail.PasswordChanged, u)
 	s.writeTokens(c, http.StatusOK, t)
 	return nil
 }
@@ -301,9 +302,35 @@ func (s *server) resetConfirm(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	var rt models.ResetToken
+	owner := s.db.WithContext(c.Request.Context()).Select("user_id").Take(&rt, "token_hash = ?", strategy.HashSecret(req.Token)).Error
 	if err := s.tokens.ResetPassword(s.ctx(c), req.Token, hash); err != nil {
 		return err
 	}
+	if owner == nil {
+		if u, err := s.tokens.User(c.Request.Context(), rt.UserID); err == nil {
+			s.notify(s.ctx(c), mail.PasswordChanged, u)
+		}
+	}
 	c.Status(http.StatusNoContent)
 	return nil
+}
+
+// notify queues a security notice of kind k to u's stored address, when
+// mail.notify is on. It runs after the change committed (the change is
+// the strategy's own transaction): a crash in between loses the notice,
+// never the change; a failure to queue is logged, not answered, as the
+// change is done.
+func (s *server) notify(ctx context.Context, k mail.Kind, u *models.User) {
+	if !s.cfg.Mail.Notify {
+		return
+	}
+	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		return s.mail.Queue(ctx, tx, mail.Draft{Kind: k, To: u.Email, UserID: u.ID})
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "queueing a security notice failed", "kind", string(k), "err", err)
+		return
+	}
+	s.mail.Notify()
 }

@@ -43,6 +43,7 @@ func (s *server) register(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	s.queueVerification(s.ctx(c), u)
 	c.JSON(http.StatusCreated, gin.H{"user": userJSON(u)})
 	return nil
 }
@@ -83,6 +84,11 @@ func (s *server) login(c *gin.Context) error {
 	}
 	if err := s.checkAccountPassword(ctx, email, u, req.Password); err != nil {
 		return err
+	}
+	// Only after the right password: a wrong one stays 401 with the same
+	// work, so this answer tells nothing to who does not know it.
+	if s.cfg.Accounts.RequireVerifiedEmail && u.EmailVerifiedAt == nil {
+		return errEmailNotVerified
 	}
 	t, err := s.tokens.Login(ctx, u.ID, u.PasswordHash, s.device(c, req.DeviceName))
 	if err != nil {

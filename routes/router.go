@@ -34,6 +34,9 @@ type Deps struct {
 	Log    *slog.Logger
 	// Mail is the mail outbox; required.
 	Mail *mail.Outbox
+	// MailEnabled says that mail really leaves (a transport or the
+	// application's Mailer): registrations then queue a verification.
+	MailEnabled bool
 	// Ready reports the state of what the server depends on, by name, for
 	// GET /readyz; nil means the database alone.
 	Ready func(ctx context.Context) Readiness
@@ -62,6 +65,8 @@ type server struct {
 	tokens *strategy.Service
 	log    *slog.Logger
 	mail   *mail.Outbox
+	// mailEnabled: see Deps.MailEnabled.
+	mailEnabled bool
 	ready  func(ctx context.Context) Readiness
 	now    func() time.Time
 	ids    *idSource
@@ -96,7 +101,7 @@ func New(d Deps) (*API, error) {
 		return nil, errors.New("routes: the limiter, the brute-force throttle, the hasher and the mail outbox are required")
 	}
 	s := &server{
-		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mail: d.Mail, ready: d.Ready, now: d.Now,
+		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mail: d.Mail, mailEnabled: d.MailEnabled, ready: d.Ready, now: d.Now,
 		ids: newIDSource(), limits: d.Limits, throttle: d.Throttle, hasher: d.Hasher, metrics: d.Metrics,
 	}
 	if s.log == nil {
@@ -117,6 +122,7 @@ func New(d Deps) (*API, error) {
 		return nil, err
 	}
 	s.mail.Handle(mail.PasswordReset, s.prepareReset)
+	s.mail.Handle(mail.VerifyEmail, s.prepareVerify)
 	return &API{s: s}, nil
 }
 
@@ -191,6 +197,10 @@ func (s *server) routes(g *gin.RouterGroup) {
 	api.POST("/auth/password-reset", chain(s.limit("reset_per_ip"), s.handle(s.resetRequest))...)
 	// Confirming hashes the new password: the same per-IP budget.
 	api.POST("/auth/password-reset/confirm", chain(s.limit("reset_per_ip"), s.countRevocation(metrics.RevokePassword), s.handle(s.resetConfirm))...)
+	// Mailed-token routes share the reset budget per IP.
+	api.POST("/auth/verify-email", chain(s.limit("reset_per_ip"), s.handle(s.verifyEmail))...)
+	api.POST("/auth/verify-email/resend", chain(s.limit("reset_per_ip"), s.handle(s.verifyResend))...)
+	api.POST("/auth/email-change/confirm", chain(s.limit("reset_per_ip"), s.handle(s.confirmEmailChange))...)
 
 	verifyLimit := s.limit("verify_per_ip")
 	verify := chain(verifyLimit, s.verify)
@@ -205,6 +215,7 @@ func (s *server) routes(g *gin.RouterGroup) {
 	authed.GET("/me", s.handle(s.me))
 	authed.GET("/me/events", s.handle(s.myEvents))
 	authed.PUT("/me/password", chain(s.countRevocation(metrics.RevokePassword), s.handle(s.changePassword))...)
+	authed.PUT("/me/email", s.handle(s.changeEmail))
 	authed.DELETE("/me", chain(s.countRevocation(metrics.RevokeDeletion), s.handle(s.deleteMe))...)
 	authed.GET("/sessions", s.handle(s.listSessions))
 	authed.DELETE("/sessions/:id", chain(s.countRevocation(metrics.RevokeDevice), s.handle(s.revokeSession))...)
