@@ -67,9 +67,9 @@ type server struct {
 	mail   *mail.Outbox
 	// mailEnabled: see Deps.MailEnabled.
 	mailEnabled bool
-	ready  func(ctx context.Context) Readiness
-	now    func() time.Time
-	ids    *idSource
+	ready       func(ctx context.Context) Readiness
+	now         func() time.Time
+	ids         *idSource
 	// proxies are server.trusted_proxies, parsed.
 	proxies  *proxySet
 	limits   *ratelimit.Limiter
