@@ -210,7 +210,7 @@ func defaults() map[string]any {
 		"jwt.refresh_ttl":         "720h",
 		"jwt.refresh_reuse_grace": "10s",
 		// A refresh leaves the access token it replaced valid: several
-		// tabs of one browser share a login, see the README.
+		// tabs of one browser share a login, see docs/strategies.md.
 		"jwt.refresh_supersedes_access":  false,
 		"password.bcrypt_cost":           12,
 		"password.min_length":            8,

@@ -496,16 +496,16 @@ func TestShippedConfigFile(t *testing.T) {
 	}
 }
 
-// TestReadmeDocumentsEverySetting: the README's settings table (section
-// "Operating") names every key.
-func TestReadmeDocumentsEverySetting(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "README.md"))
+// TestDocsListEverySetting: the settings table of docs/operating.md names
+// every key.
+func TestDocsListEverySetting(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "operating.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range config.Keys() {
 		if !strings.Contains(string(doc), "`"+k+"`") {
-			t.Errorf("README.md does not document %s", k)
+			t.Errorf("docs/operating.md does not document %s", k)
 		}
 	}
 }
