@@ -3,11 +3,13 @@ package routes_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/mail"
+	"github.com/revocable/authserver/models"
 )
 
 // drainMail delivers the outbox to the env's mailbox.
@@ -40,7 +42,7 @@ func TestVerifyEmail(t *testing.T) {
 	onDrivers(t, func(t *testing.T, driver string) {
 		e := newEnv(t, driver, "password_key", func(c *config.Config) { c.Accounts.RequireVerifiedEmail = true })
 		const addr = "verify@example.com"
-		e.register(addr)
+		e.do(http.StatusCreated, req{method: "POST", path: "/api/v1/auth/register", body: map[string]string{"email": addr, "password": password}})
 		e.drainMail()
 		token := e.mailer.LastOf(mail.VerifyEmail, addr)
 		if token == "" {
@@ -153,5 +155,39 @@ func TestEmailChange(t *testing.T) {
 		e.register(d)
 		r = e.send(req{method: "POST", path: "/api/v1/auth/email-change/confirm", body: map[string]string{"token": tokenD}})
 		apiWantErr(t, "address taken before the confirmation", r, http.StatusConflict, "email_taken")
+	})
+}
+
+// TestRegisterTakenPending: with accounts.require_verified_email a
+// registration of a taken address answers the same 201 as a new one and
+// mails the owner email_taken (no verification token, no account);
+// without it the answer stays 409 email_taken.
+func TestRegisterTakenPending(t *testing.T) {
+	onDrivers(t, func(t *testing.T, driver string) {
+		e := newEnv(t, driver, "password_key", func(c *config.Config) { c.Accounts.RequireVerifiedEmail = true })
+		reg := func(addr string) *resp {
+			r := e.do(http.StatusCreated, req{method: "POST", path: "/api/v1/auth/register", body: map[string]string{"email": addr, "password": password}})
+			e.drainMail()
+			return r
+		}
+		fresh := reg("pending-new@example.com")
+		reg("pending-old@example.com")
+		before := len(e.mailer.Messages())
+		taken := reg("PENDING-old@example.com")
+		if string(taken.Raw) != strings.Replace(string(fresh.Raw), "pending-new", "pending-old", 1) {
+			t.Fatalf("answers differ beyond the address: %s vs %s", fresh.Raw, taken.Raw)
+		}
+		msgs := e.mailer.Messages()[before:]
+		if len(msgs) != 1 || msgs[0].Kind != mail.EmailTaken || msgs[0].To != "pending-old@example.com" {
+			t.Fatalf("mails after the taken registration: %+v", msgs)
+		}
+		if n := e.count(&models.User{}, "email = ?", "pending-old@example.com"); n != 1 {
+			t.Fatalf("%d accounts for the address", n)
+		}
+
+		off := newEnv(t, driver, "password_key")
+		off.register("plain@example.com")
+		r := off.send(req{method: "POST", path: "/api/v1/auth/register", body: map[string]string{"email": "plain@example.com", "password": password}})
+		apiWantErr(t, "taken without require_verified_email", r, http.StatusConflict, "email_taken")
 	})
 }
