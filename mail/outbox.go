@@ -346,11 +346,21 @@ func (o *Outbox) claim(ctx context.Context, n int) ([]models.MailMessage, error)
 			return nil
 		})
 	default:
-		// One statement: it takes SQLite's write lock at once (a read
-		// upgraded to a write inside a transaction would fail with
-		// SQLITE_BUSY when another process writes).
-		sub := o.db.Model(&models.MailMessage{}).Select("id").Where(due).Order("next_attempt_at").Limit(n)
-		res := o.db.WithContext(ctx).Model(&models.MailMessage{}).Where("id IN (?)", sub).Updates(claim)
+		// No transaction: the update is one statement that takes
+		// SQLite's write lock at once (a read upgraded to a write inside
+		// a transaction fails with SQLITE_BUSY when another process
+		// wrote), and its condition is the claim: a row another worker
+		// took in between no longer matches it.
+		// A read first: an idle worker takes no write lock, which on
+		// SQLite would make other connections' transactions retry.
+		var ids []uint64
+		if err := o.db.WithContext(ctx).Model(&models.MailMessage{}).Where(due).Order("next_attempt_at").Limit(n).Pluck("id", &ids).Error; err != nil {
+			return nil, models.Unavailable("find due mail", err)
+		}
+		if len(ids) == 0 {
+			return nil, nil
+		}
+		res := o.db.WithContext(ctx).Model(&models.MailMessage{}).Where("id IN ?", ids).Where(due).Updates(claim)
 		if res.Error != nil {
 			err = models.Unavailable("claim mail", res.Error)
 		}
