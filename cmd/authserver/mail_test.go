@@ -59,7 +59,7 @@ func TestMailBinary(t *testing.T) {
 			count := func() map[string]int {
 				seen := map[string]int{}
 				for _, s := range mp.Messages() {
-					if strings.HasPrefix(s.To[0].Address, tag+"-") {
+					if strings.HasPrefix(s.To[0].Address, tag+"-") && s.Subject == "Reset your password" {
 						seen[s.To[0].Address]++
 					}
 				}
