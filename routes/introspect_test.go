@@ -313,7 +313,6 @@ func TestIntrospectClientAuth(t *testing.T) {
 	})
 }
 
-
 // TestIntrospectForm: the body is a bounded form with one token; tokens
 // in the URL are refused.
 func TestIntrospectForm(t *testing.T) {
