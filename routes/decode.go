@@ -43,11 +43,7 @@ func readJSONBody(c *gin.Context) ([]byte, error) {
 	if hasBody(c.Request) && !isJSON(c.Request.Header.Get("Content-Type")) {
 		return nil, errUnsupportedMediaType
 	}
-	body, err := readBody(c)
-	if err != nil {
-		return nil, err
-	}
-	return body, nil
+	return readBody(c)
 }
 
 // hasBody reports whether a request announces a body: a non-zero
