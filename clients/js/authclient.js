@@ -390,7 +390,9 @@ export function createClient(o) {
       try {
         return await withLock(async (waited) => {
           if (closed) return false;
-          if (waited && session && session.access === staleToken && !opts.force) await waitForToken(settleMs);
+          // A token the server refused may be one another tab just
+          // replaced: give its message a moment before refreshing again.
+          if ((waited || opts.force) && session && session.access === staleToken) await waitForToken(settleMs);
           if (session && session.access !== staleToken && fresh()) return true;
           if (!session && !opts.restore && !opts.retry) return false;
           return serverRefresh(opts.restore);
