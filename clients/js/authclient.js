@@ -431,6 +431,14 @@ export function createClient(o) {
     }
   }
 
+  function underBase(url) {
+    try {
+      return new URL(url, here || base.href).href.startsWith(base.href);
+    } catch {
+      return false;
+    }
+  }
+
   async function clientFetch(input, init = {}) {
     const url = typeof input === "string" || input instanceof URL ? String(input) : input.url;
     if (!wantsBearer(url)) return doFetch(input, init);
@@ -443,6 +451,8 @@ export function createClient(o) {
       });
       const headers = new Headers(init.headers || (req instanceof Request ? req.headers : undefined));
       if (token && !headers.has("Authorization")) headers.set("Authorization", "Bearer " + token);
+      // A password change through fetch answers in this client's mode too.
+      if (underBase(url) && !headers.has("X-Auth-Mode")) headers.set("X-Auth-Mode", mode);
       return { token, res: await doFetch(req, { ...init, headers }) };
     };
     const first = await send(input);
