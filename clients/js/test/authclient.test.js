@@ -124,7 +124,8 @@ test("concurrent getAccessToken calls in two tabs make one refresh, and the seco
   const a = client(srv, { locks, name: "shared1" });
   const b = client(srv, { locks, name: "shared1" });
   await a.signIn({ email: "a@example.com", password: "pw" });
-  await sleep(50);
+  // Delivery between channels is asynchronous (slower for the first message in Node).
+  for (let i = 0; i < 40 && b.state() !== "signed_in"; i++) await sleep(10);
   assert.equal(b.state(), "signed_in", "the sign-in reached the other tab");
   srv.delay = 30;
   await sleep(800); // past the margin (250 ms before expiry); the proactive timers race
@@ -198,7 +199,7 @@ test("a 401 from refresh signs every tab out with its reason; network errors and
   a.on("SIGNED_OUT", (e) => events.a.push(e));
   b.on("SIGNED_OUT", (e) => events.b.push(e));
   await a.signIn({ email: "a@example.com", password: "pw" });
-  await sleep(20);
+  for (let i = 0; i < 40 && b.state() !== "signed_in"; i++) await sleep(10);
 
   // The server is down: back-off, no sign-out; expired means stale.
   srv.refreshAnswer = () => new Response("{}", { status: 503 });
@@ -220,7 +221,8 @@ test("a 401 from refresh signs every tab out with its reason; network errors and
   srv.refreshAnswer = () => new Response(JSON.stringify({ error: { code: "refresh_token_reused" } }), { status: 401 });
   globalThis.dispatchEvent?.(new Event("online"));
   await b.signOut({ scope: "this" }).catch(() => {});
-  await sleep(50);
+  for (let i = 0; i < 40 && a.state() !== "signed_out"; i++) await sleep(10);
+  await sleep(10);
   assert.equal(a.state(), "signed_out");
   assert.equal(b.state(), "signed_out");
   assert.equal(await a.getAccessToken(), null);
