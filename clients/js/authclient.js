@@ -260,7 +260,7 @@ export function createClient(o) {
     if (m.t === "tokens") {
       if (deadSids.has(m.sid) && !(m.kind === "signin")) return;
       const expiresAt = now() + Number(m.left);
-      if (session && session.sid === m.sid && expiresAt <= session.expiresAt) return;
+      if (session && (session.access === m.access || (session.sid === m.sid && expiresAt <= session.expiresAt))) return;
       if (m.kind === "signin") deadSids.delete(m.sid);
       const next = { access: m.access, ttl: m.ttl, expiresAt, sid: m.sid };
       if (mode === "body") next.refresh = m.refresh;
