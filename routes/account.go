@@ -85,6 +85,10 @@ type changePasswordRequest struct {
 }
 
 func (s *server) changePassword(c *gin.Context) error {
+	mode, err := authModeOf(c)
+	if err != nil {
+		return err
+	}
 	var req changePasswordRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -107,7 +111,7 @@ func (s *server) changePassword(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.writeTokens(c, http.StatusOK, t)
+	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }
 
