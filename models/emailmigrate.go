@@ -18,8 +18,8 @@ type MigrationReport struct {
 	// EmailConflicts are the ids of accounts whose email was left as it
 	// was because its canonical form is already another account's: the
 	// account that holds the canonical spelling keeps it, and these can
-	// no longer be found by email (login, reset), only by id. An operator
-	// decides (merge by hand, or `authserver user delete`).
+	// no longer be found by email (login, reset, the admin CLI), only by
+	// id. An operator decides, by hand (docs/security.md).
 	EmailConflicts []uint64
 	// EmailsInvalid are the ids of accounts whose stored email has no
 	// canonical form (an internationalized domain that IDNA refuses): left
