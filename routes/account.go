@@ -87,6 +87,10 @@ type changePasswordRequest struct {
 }
 
 func (s *server) changePassword(c *gin.Context) error {
+	mode, err := authModeOf(c)
+	if err != nil {
+		return err
+	}
 	var req changePasswordRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -110,7 +114,7 @@ func (s *server) changePassword(c *gin.Context) error {
 		return err
 	}
 	s.notify(s.ctx(c), mail.PasswordChanged, u)
-	s.writeTokens(c, http.StatusOK, t)
+	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }
 
@@ -242,9 +246,16 @@ func (s *server) prepareReset(ctx context.Context, tx *gorm.DB, email string, _ 
 }
 
 // makeReset stores, in tx, a new reset token for the account of email and
-// returns it, or "" when there is no such account, the account got one
-// less than reset.cooldown ago, or it has maxLiveResets live ones. The
-// account's row lock makes the cooldown hold across workers and instances.
+// returns it with the account, or "" when there is no such account, the
+// account got one less than reset.cooldown ago, or it has maxLiveResets
+// live ones. The account's row lock makes the cooldown hold across
+// workers and instances.
+//
+// The mail goes to the account's stored address (u.Email), never the one
+// the requester typed: had a lookup ever matched a look-alike spelling (a
+// database collation that ignores accents or case), mailing the typed
+// address would hand the token to whoever owns the look-alike mailbox (the
+// GitHub 2019 takeover).
 func (s *server) makeReset(ctx context.Context, tx *gorm.DB, email string) (string, *models.User, error) {
 	now := s.now().UTC()
 	var u models.User
@@ -302,15 +313,21 @@ func (s *server) resetConfirm(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var rt models.ResetToken
-	owner := s.db.WithContext(c.Request.Context()).Select("user_id").Take(&rt, "token_hash = ?", strategy.HashSecret(req.Token)).Error
-	if err := s.tokens.ResetPassword(s.ctx(c), req.Token, hash); err != nil {
+	ctx := s.ctx(c)
+	email, err := s.tokens.ResetPassword(ctx, req.Token, hash)
+	if err != nil {
 		return err
 	}
-	if owner == nil {
-		if u, err := s.tokens.User(c.Request.Context(), rt.UserID); err == nil {
-			s.notify(s.ctx(c), mail.PasswordChanged, u)
-		}
+	// Whoever set the password proved the mailbox: the failures counted
+	// against the account (an attacker's guesses, or the owner's own) no
+	// longer lock its owner out. The lock is lifted after the commit; if
+	// that fails the password is set all the same, and the lock runs out
+	// on its own.
+	if err := s.throttle.Unlock(ctx, email); err != nil {
+		s.log.WarnContext(ctx, "a completed password reset could not lift the brute-force lock", "err", err)
+	}
+	if u, err := s.tokens.UserByEmail(ctx, email); err == nil {
+		s.notify(ctx, mail.PasswordChanged, u)
 	}
 	c.Status(http.StatusNoContent)
 	return nil
