@@ -464,6 +464,10 @@ func (o *Outbox) observe(k, result string) {
 
 // deliver sends one claimed message and records the outcome.
 func (o *Outbox) deliver(ctx context.Context, m *models.MailMessage) {
+	if ctx.Err() != nil {
+		o.release(m)
+		return
+	}
 	c, decorate, err := o.content(ctx, m)
 	switch {
 	case errors.Is(err, errDropped):
@@ -484,11 +488,28 @@ func (o *Outbox) deliver(ctx context.Context, m *models.MailMessage) {
 	err = o.o.Sender.Send(sctx, msg)
 	cancel()
 	if ctx.Err() != nil && err != nil {
-		// Shutting down: the lease runs out and another worker (or this
-		// one after a restart) sends it.
+		// Shutting down: the message goes back to the queue for another
+		// worker, or this one after a restart.
+		o.release(m)
 		return
 	}
 	o.finish(ctx, m, err, c)
+}
+
+// release gives a claimed message back to the queue, due now, without
+// counting the attempt (a worker shutting down). If that fails, the lease
+// runs out instead.
+func (o *Outbox) release(m *models.MailMessage) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := time.Now().UTC()
+	err := o.db.WithContext(ctx).Model(&models.MailMessage{}).Where("id = ? AND claim_id = ?", m.ID, m.ClaimID).Updates(map[string]any{
+		"status": models.MailQueued, "claim_id": "", "lease_until": nil, "next_attempt_at": now,
+		"attempts": gorm.Expr("attempts - 1"), "updated_at": now,
+	}).Error
+	if err != nil {
+		o.log.Warn("mail outbox: releasing a claim at shutdown failed; its lease will run out", "id", m.ID, "err", err)
+	}
 }
 
 // scrub makes an error safe to store and log: no token, no link, one
