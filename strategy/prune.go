@@ -21,9 +21,11 @@ import (
 // lock.
 
 const (
-	// pruneTarget is the time one batch aims at, half the 100 ms bound on
-	// how long a batch may hold its locks.
+	// pruneTarget is the time one batch aims at, half of pruneBound.
 	pruneTarget = 50 * time.Millisecond
+	// pruneBound is how long a batch may hold its locks; PruneStats
+	// counts the batches that took longer (a stalled database).
+	pruneBound = 100 * time.Millisecond
 	// Batch sizes, in primary-key values (live rows included).
 	pruneFirstBatch = 1000
 	pruneMinBatch   = 100
@@ -44,7 +46,10 @@ type PruneStats struct {
 	// (refresh tokens, sessions, reset tokens); Longest is the slowest.
 	Batches int
 	Longest time.Duration
-	Took    time.Duration
+	// Over counts the batches that took longer than 100 ms: with the
+	// size adapting they are the database stalling, not the batch's size.
+	Over int
+	Took time.Duration
 }
 
 // batcher sizes the batches of one prune.
@@ -65,6 +70,9 @@ func newBatcher(o PruneOptions, st *PruneStats) *batcher {
 func (b *batcher) took(d time.Duration) {
 	b.stats.Batches++
 	b.stats.Longest = max(b.stats.Longest, d)
+	if d > pruneBound {
+		b.stats.Over++
+	}
 	switch {
 	case d < pruneTarget/2:
 		b.size = min(b.size*2, b.max)

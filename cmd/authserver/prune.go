@@ -28,8 +28,8 @@ audit.retention and forgotten brute-force counts.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d rows\n", st.Rows)
 			// How it went, apart from the count scripts read.
-			fmt.Fprintf(cmd.ErrOrStderr(), "prune took %s in %d batches, the longest %s\n",
-				st.Took.Round(time.Millisecond), st.Batches, st.Longest.Round(time.Microsecond))
+			fmt.Fprintf(cmd.ErrOrStderr(), "prune took %s in %d batches, the longest %s, %d over 100ms\n",
+				st.Took.Round(time.Millisecond), st.Batches, st.Longest.Round(time.Microsecond), st.Over)
 			return nil
 		},
 	}
