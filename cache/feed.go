@@ -22,6 +22,9 @@ import (
 type Target interface {
 	Invalidate(uid uint64, rev int64)
 	Flush()
+	// Distrust ends the trust at once, until the next Confirm: the feed
+	// lost its place in the outbox.
+	Distrust()
 	Confirm(start time.Time)
 	SeeUser(uid uint64)
 }
@@ -198,12 +201,17 @@ func (f *Feed) Poll(ctx context.Context) error {
 	lapsed := prev != 0 && now-prev > int64(f.opt.MaxStaleness)
 	if lapsed && f.started {
 		f.restart("trust lapsed")
+		// Only a read that began after the restart confirms.
+		start = time.Now()
+		now = f.mono(start)
 	}
 	err := f.poll(ctx, start)
 	if errors.Is(err, errRestart) {
 		f.log.Warn("cache: the invalidation outbox feed starts over; cache flushed", "err", err)
 		f.restart(err.Error())
 		lapsed = true
+		start = time.Now()
+		now = f.mono(start)
 		err = f.poll(ctx, start)
 	}
 	if err != nil {
@@ -234,6 +242,7 @@ func (f *Feed) restart(why string) {
 	f.stats.restarts.Add(1)
 	f.started = false
 	f.hi, f.anchor, f.gaps = 0, nil, nil
+	f.target.Distrust()
 	f.target.Flush()
 	f.log.Info("cache: invalidation outbox feed restarts from the current maximum id", "why", why)
 }
