@@ -201,12 +201,15 @@ func (f *Feed) Poll(ctx context.Context) error {
 	lapsed := prev != 0 && now-prev > int64(f.opt.MaxStaleness)
 	if lapsed && f.started {
 		f.restart("trust lapsed")
+		lapsed = true
 		// Only a read that began after the restart confirms.
 		start = time.Now()
 		now = f.mono(start)
 	}
+	began := !f.started
 	err := f.poll(ctx, start)
 	if errors.Is(err, errRestart) {
+		began = true
 		f.log.Warn("cache: the invalidation outbox feed starts over; cache flushed", "err", err)
 		f.restart(err.Error())
 		lapsed = true
@@ -222,11 +225,24 @@ func (f *Feed) Poll(ctx context.Context) error {
 		f.failing = true
 		return err
 	}
+	if began {
+		// The cache was empty and refused every fill while the feed began
+		// (it was flushed, or never trusted): what a fill reads from now
+		// on is newer than every row the beginning took as seen, and the
+		// rows it did not see are tracked. So trust starts now, not when
+		// the beginning started, which may have been long ago with a
+		// large recent outbox; the flush refuses fills that read before.
+		start = time.Now()
+		now = f.mono(start)
+		lapsed = true
+	}
 	if lapsed {
 		// The cache stopped being trusted. Start over from a consistent
 		// point: nothing cached before survives.
 		f.target.Flush()
-		f.log.Info("cache: invalidation outbox readable again; cache flushed")
+		if prev != 0 {
+			f.log.Info("cache: invalidation outbox readable again; cache flushed")
+		}
 	}
 	f.failing = false
 	f.lastRead.Store(now)
