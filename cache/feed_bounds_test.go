@@ -180,7 +180,9 @@ func TestFeedCatchUpFarBehind(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d rows behind: not trusted again after %v (%+v)", count, time.Since(begin), f.Health())
 		}
-		_ = f.Poll(context.Background())
+		ps := time.Now()
+		err := f.Poll(context.Background())
+		t.Logf("read after %v took %v: %v", ps.Sub(begin).Round(time.Millisecond), time.Since(ps).Round(time.Millisecond), err)
 		time.Sleep(f.PollEvery())
 	}
 	took := time.Since(begin)
