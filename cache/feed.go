@@ -188,10 +188,11 @@ func (f *Feed) mono(t time.Time) int64 { return max(int64(t.Sub(f.base)), 1) }
 // when reads keep failing.
 //
 // When the last successful read began longer than MaxStaleness ago the
-// cache is no longer trusted and will be flushed: catching up on what was
-// missed would be wasted work, so the feed starts over from the current
-// maximum id instead (an instance far behind is trusted again after one
-// read, whatever it missed).
+// cache is no longer trusted and will be flushed. When that lapse has
+// itself lasted longer than MaxStaleness, catching up on what was missed
+// would be wasted work, so the feed starts over from the current maximum
+// id instead (an instance far behind is trusted again after one read,
+// whatever it missed).
 func (f *Feed) Poll(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -199,7 +200,12 @@ func (f *Feed) Poll(ctx context.Context) error {
 	now := f.mono(start)
 	prev := f.lastRead.Load()
 	lapsed := prev != 0 && now-prev > int64(f.opt.MaxStaleness)
-	if lapsed && f.started {
+	// Trust ended max_staleness after the last good read; when it has
+	// been over for longer than max_staleness too, the instance is far
+	// behind (or was cut off): catching up would be wasted work on a cache
+	// that is flushed anyway, so the feed starts over from MAX(id). A
+	// shorter lapse (a slow read, a busy database) just catches up.
+	if now-prev > 2*int64(f.opt.MaxStaleness) && prev != 0 && f.started {
 		f.restart("trust lapsed")
 		lapsed = true
 		// Only a read that began after the restart confirms.
@@ -279,17 +285,26 @@ func (f *Feed) poll(ctx context.Context, start time.Time) error {
 	ctx, cancel := context.WithTimeout(models.Background(ctx), max(f.opt.MaxStaleness, time.Second))
 	defer cancel()
 	db := f.db.WithContext(ctx)
-	if err := f.checkAnchor(db); err != nil {
-		return err
-	}
 	// Read everything above the highest id seen, a page at a time, each
 	// page applied before the next is read: the cache is confirmed only
 	// once every row committed before start is applied, but a read that
-	// runs out of time keeps its progress.
-	for {
+	// runs out of time keeps its progress. The first page starts at the
+	// anchor, the row at hi, which must still be there, unchanged.
+	for first := true; ; first = false {
 		var page []models.Invalidation
-		if err := db.Where("id > ?", f.hi).Order("id").Limit(pollPage).Find(&page).Error; err != nil {
+		q := db.Where("id > ?", f.hi)
+		if first && f.anchor != nil {
+			q = db.Where("id >= ?", f.hi)
+		}
+		if err := q.Order("id").Limit(pollPage).Find(&page).Error; err != nil {
 			return fmt.Errorf("read outbox: %w", err)
+		}
+		full := len(page) == pollPage
+		if first && f.anchor != nil {
+			if err := f.checkAnchor(page); err != nil {
+				return err
+			}
+			page = page[1:]
 		}
 		for _, r := range page {
 			f.apply(r, now)
@@ -297,7 +312,7 @@ func (f *Feed) poll(ctx context.Context, start time.Time) error {
 		if len(f.gaps) > f.opt.MaxGapRanges {
 			return fmt.Errorf("%w: %d gap ranges, more than %d", errRestart, len(f.gaps), f.opt.MaxGapRanges)
 		}
-		if len(page) < pollPage {
+		if !full {
 			break
 		}
 	}
@@ -317,21 +332,14 @@ func (f *Feed) poll(ctx context.Context, start time.Time) error {
 	return nil
 }
 
-// checkAnchor fails with errRestart when the row at hi is gone or is
-// another row: the ids went backwards.
-func (f *Feed) checkAnchor(db *gorm.DB) error {
-	if f.anchor == nil {
-		// Nothing seen yet: an empty outbox. Any row is above hi = 0.
-		return nil
-	}
-	var rows []models.Invalidation
-	if err := db.Where("id = ?", f.anchor.ID).Limit(1).Find(&rows).Error; err != nil {
-		return fmt.Errorf("read outbox: %w", err)
-	}
-	if len(rows) == 0 {
+// checkAnchor fails with errRestart when the row at hi, which must head
+// page (rows from hi up), is gone or is another row: the ids went
+// backwards.
+func (f *Feed) checkAnchor(page []models.Invalidation) error {
+	if len(page) == 0 || page[0].ID != f.anchor.ID {
 		return fmt.Errorf("%w: outbox row %d, the highest seen, is gone (failover, restore or truncation)", errRestart, f.anchor.ID)
 	}
-	r := rows[0]
+	r := page[0]
 	if r.UserID != f.anchor.UserID || r.Revision != f.anchor.Revision || !r.CreatedAt.Equal(f.anchor.CreatedAt) {
 		return fmt.Errorf("%w: outbox row %d, the highest seen, was replaced (ids reused)", errRestart, f.anchor.ID)
 	}

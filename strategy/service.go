@@ -313,6 +313,14 @@ func (s *Service) mayBeNewer(v verdict, err error) bool {
 	if !errors.Is(err, ErrTokenRevoked) && !(errors.Is(err, ErrTokenInvalid) && v.badSig) {
 		return false
 	}
+	// A user that does not exist has no key to change: its id is never
+	// given to another user, and a registration is announced like any
+	// change.
+	if !st.Found {
+		return false
+	}
+	// A bad signature's claims are not authenticated: the failure alone
+	// is the reason (a re-key elsewhere), whatever they say.
 	newer := v.badSig
 	if !newer && c.IssuedAt != nil && c.IssuedAt.Add(time.Second).After(st.ReadAt) {
 		newer = true
