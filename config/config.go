@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -55,6 +56,9 @@ type Server struct {
 	// does not collect garbage; 0 leaves the Go runtime's default (see
 	// internal/heapfloor).
 	HeapFloorMiB int `mapstructure:"heap_floor_mib"`
+	// BodyTimeout bounds the reading of a request body, on every route
+	// and only on requests that have one (see routes: bodyDeadline).
+	BodyTimeout time.Duration `mapstructure:"body_timeout"`
 }
 
 type Database struct {
@@ -120,7 +124,30 @@ type Redis struct {
 	// Prefix namespaces every key and channel, so that several
 	// deployments can share one Redis.
 	Prefix string `mapstructure:"prefix"`
+	// Sentinel, when its master is set, reaches a replicated Redis through
+	// Redis Sentinel instead of URL: the client asks the sentinels where
+	// the master is and follows a failover.
+	Sentinel Sentinel `mapstructure:"sentinel"`
 }
+
+// Sentinel is a Redis replicated under Redis Sentinel.
+type Sentinel struct {
+	// Master is the name the sentinels monitor the master under.
+	Master string `mapstructure:"master"`
+	// Addrs are the sentinels, host:port each; any one that answers will
+	// do, so list them all.
+	Addrs []string `mapstructure:"addrs"`
+	// Password (and Username, for ACLs) authenticate to the Redis nodes;
+	// SentinelPassword to the sentinels, when they require it.
+	Username         string `mapstructure:"username"`
+	Password         string `mapstructure:"password"`
+	SentinelPassword string `mapstructure:"sentinel_password"`
+	// DB is the database number on the nodes.
+	DB int `mapstructure:"db"`
+}
+
+// Enabled reports whether Redis is configured, by URL or through Sentinel.
+func (r Redis) Enabled() bool { return r.URL != "" || r.Sentinel.Master != "" }
 
 // RateLimit rules are "N/duration" strings; "0" or "" turns one off.
 type RateLimit struct {
@@ -155,6 +182,10 @@ type Introspection struct {
 	// Clients are "id:secret" pairs allowed to call the introspection
 	// endpoint with HTTP Basic authentication.
 	Clients []string `mapstructure:"clients"`
+	// RefreshTokenClients are the ids, among Clients, that may learn
+	// that a refresh token is active; to every other client a refresh
+	// token is {"active": false}, so that it cannot pass as a bearer.
+	RefreshTokenClients []string `mapstructure:"refresh_token_clients"`
 }
 
 type CORS struct {
@@ -172,6 +203,7 @@ func defaults() map[string]any {
 		"server.addr":             "127.0.0.1:8080",
 		"server.trusted_proxies":  []string{},
 		"server.heap_floor_mib":   64,
+		"server.body_timeout":     "15s",
 		"database.driver":         "sqlite",
 		"database.dsn":            "data/authserver.db",
 		"database.prune_interval": "10m",
@@ -186,7 +218,7 @@ func defaults() map[string]any {
 		"jwt.refresh_ttl":         "720h",
 		"jwt.refresh_reuse_grace": "10s",
 		// A refresh leaves the access token it replaced valid: several
-		// tabs of one browser share a login, see the README.
+		// tabs of one browser share a login, see docs/strategies.md.
 		"jwt.refresh_supersedes_access":  false,
 		"password.bcrypt_cost":           12,
 		"password.min_length":            8,
@@ -220,6 +252,16 @@ func defaults() map[string]any {
 		"introspection.clients":          []string{},
 		"cors.allowed_origins":           []string{},
 		"demo.enabled":                   false,
+
+		"introspection.refresh_token_clients": []string{},
+
+		// Redis under Sentinel (redis.sentinel.master set) instead of redis.url.
+		"redis.sentinel.master":            "",
+		"redis.sentinel.addrs":             []string{},
+		"redis.sentinel.username":          "",
+		"redis.sentinel.password":          "",
+		"redis.sentinel.sentinel_password": "",
+		"redis.sentinel.db":                0,
 	}
 }
 
@@ -285,7 +327,8 @@ func Load(path string) (*Config, error) {
 func (c *Config) normalize() {
 	for _, l := range []*[]string{
 		&c.Server.TrustedProxies, &c.Cookies.AllowedOrigins, &c.JWT.PreviousSecrets,
-		&c.Introspection.Clients, &c.CORS.AllowedOrigins,
+		&c.Introspection.Clients, &c.CORS.AllowedOrigins, &c.Redis.Sentinel.Addrs,
+		&c.Introspection.RefreshTokenClients,
 	} {
 		*l = splitList(*l)
 	}
@@ -312,6 +355,9 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(models.Drivers, c.Database.Driver) {
 		return fmt.Errorf("unknown database.driver %q: valid drivers are %s", c.Database.Driver, strings.Join(models.Drivers, ", "))
+	}
+	if c.Server.BodyTimeout <= 0 || c.Server.BodyTimeout > 10*time.Minute {
+		return fmt.Errorf("server.body_timeout must be above 0 and at most 10m, got %s", c.Server.BodyTimeout)
 	}
 	if c.Server.HeapFloorMiB < 0 || c.Server.HeapFloorMiB > 1<<20 {
 		return fmt.Errorf("server.heap_floor_mib must be between 0 and 1048576, got %d", c.Server.HeapFloorMiB)
@@ -394,11 +440,41 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("introspection.clients[%d] must be id:secret with a secret of at least 16 bytes", i)
 		}
 	}
+	for _, id := range c.Introspection.RefreshTokenClients {
+		if !slices.ContainsFunc(c.Introspection.Clients, func(cl string) bool { return strings.HasPrefix(cl, id+":") }) {
+			return fmt.Errorf("introspection.refresh_token_clients names %q, which is not a client id of introspection.clients", id)
+		}
+	}
+	if err := c.Redis.validate(); err != nil {
+		return err
+	}
 	for key, list := range map[string][]string{"cors.allowed_origins": c.CORS.AllowedOrigins, "cookies.allowed_origins": c.Cookies.AllowedOrigins} {
 		for _, o := range list {
 			if !isOrigin(o) {
 				return fmt.Errorf("%s must list exact origins such as https://app.example.com (scheme and host, no path, no trailing slash), got %q", key, o)
 			}
+		}
+	}
+	return nil
+}
+
+func (r Redis) validate() error {
+	s := r.Sentinel
+	switch {
+	case s.Master == "" && len(s.Addrs) > 0:
+		return errors.New("redis.sentinel.addrs is set but redis.sentinel.master is empty: name the master the sentinels monitor")
+	case s.Master == "":
+		return nil
+	case r.URL != "":
+		return errors.New("redis.url and redis.sentinel.master are both set: use one (the URL for a single Redis, the sentinel settings for a replicated one)")
+	case len(s.Addrs) == 0:
+		return errors.New("redis.sentinel.master is set but redis.sentinel.addrs is empty: list the sentinels as host:port")
+	case s.DB < 0:
+		return fmt.Errorf("redis.sentinel.db must be 0 or more, got %d", s.DB)
+	}
+	for i, a := range s.Addrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			return fmt.Errorf("redis.sentinel.addrs[%d] must be host:port, got %q", i, a)
 		}
 	}
 	return nil

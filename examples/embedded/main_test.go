@@ -118,6 +118,9 @@ func start(t *testing.T, db *gorm.DB) *running {
 func (a *running) send(method, path, token, body string) (int, map[string]any) {
 	a.t.Helper()
 	hr := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		hr.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -343,15 +346,16 @@ func TestEmbeddedNamingStrategy(t *testing.T) {
 	}
 }
 
-// TestReadmeQuotesTheExample: the README's embedding section quotes
-// newApp word for word, so that the Go it shows compiles and is tested.
-func TestReadmeQuotesTheExample(t *testing.T) {
+// TestDocsQuoteTheExample: docs/integrating.md ("Embedding in a Go
+// application") quotes newApp word for word, so that the Go it shows
+// compiles and is tested.
+func TestDocsQuoteTheExample(t *testing.T) {
 	src, err := os.ReadFile("main.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	quoted := 0
-	for _, doc := range []string{"../../README.md"} {
+	for _, doc := range []string{"../../docs/integrating.md"} {
 		b, err := os.ReadFile(doc)
 		if err != nil {
 			t.Fatal(err)
@@ -368,6 +372,6 @@ func TestReadmeQuotesTheExample(t *testing.T) {
 		}
 	}
 	if quoted == 0 {
-		t.Errorf("README.md does not quote newApp of examples/embedded/main.go")
+		t.Errorf("docs/integrating.md does not quote newApp of examples/embedded/main.go")
 	}
 }
