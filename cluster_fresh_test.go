@@ -26,6 +26,8 @@ func TestClusterFreshTokensAccepted(t *testing.T) {
 		{"session_table", "login"},
 		{"password_key", "password-change"},
 		{"single_device", "password-change"},
+		{"multi_device", "refresh-supersedes"},
+		{"session_table", "refresh-supersedes"},
 	}
 	onDrivers(t, func(t *testing.T, driver string) {
 		rs := redistest.Start(t)
@@ -36,13 +38,24 @@ func TestClusterFreshTokensAccepted(t *testing.T) {
 					if via == "redis" {
 						url = rs.URL()
 					}
-					p := startPair(t, driver, clusterConfig(t, tc.strategy, 4*time.Second, url), "")
+					cfg := clusterConfig(t, tc.strategy, 4*time.Second, url)
+					cfg.JWT.RefreshSupersedesAccess = tc.action == "refresh-supersedes"
+					p := startPair(t, driver, cfg, "")
 					email := fmt.Sprintf("fresh%d@example.com", i)
 					p.a.register(email)
-					first := p.a.login(email, "first")
+					in := p.a.do(http.StatusOK, "POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": password, "device_name": "first"})
+					first := login{token: in.str("access_token")}
 					p.b.warm(first.token)
 					var fresh string
 					switch tc.action {
+					case "refresh-supersedes":
+						fresh = p.a.do(http.StatusOK, "POST", "/api/v1/auth/refresh", "",
+							map[string]string{"refresh_token": in.str("refresh_token")}).str("access_token")
+						// The superseded token is refused: the new one is
+						// the only valid one of the login.
+						if c := p.a.verify(first.token); c != http.StatusUnauthorized {
+							t.Fatalf("A answered %d for the superseded token", c)
+						}
 					case "login":
 						fresh = p.a.login(email, "second").token
 					case "password-change":
