@@ -41,7 +41,7 @@ func rootCmd() *cobra.Command {
 	})
 	root.AddCommand(compareCmd())
 	root.AddCommand(demoCmd())
-	root.AddCommand(userCmd(&configPath), sessionsCmd(&configPath), pruneCmd(&configPath), configCmd(&configPath), keysCmd(&configPath))
+	root.AddCommand(userCmd(&configPath), sessionsCmd(&configPath), pruneCmd(&configPath), configCmd(&configPath), keysCmd(&configPath), devCmd(&configPath))
 	root.AddCommand(mailCmd(&configPath))
 	return root
 }
