@@ -310,6 +310,9 @@ func (o Options) normalize() (Options, error) {
 	if o.Driver == "mysql" && o.DSN == "" {
 		return o, errors.New("--driver mysql needs --dsn, e.g. 'root@tcp(127.0.0.1:3306)/test'")
 	}
+	if o.Driver == "postgres" && o.DSN == "" {
+		return o, errors.New("--driver postgres needs --dsn, e.g. 'postgres://root@127.0.0.1:5432/test'")
+	}
 	if o.Format == "" {
 		o.Format = "table"
 	}

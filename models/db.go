@@ -189,6 +189,22 @@ func UTCTimes(m *pgtype.Map) {
 	m.RegisterType(&pgtype.Type{Name: "timestamp", OID: pgtype.TimestampOID, Codec: &pgtype.TimestampCodec{ScanLocation: time.UTC}})
 }
 
+// PostgresDSN is a PostgreSQL dsn (a URL or libpq's key=value form) with
+// its database replaced by name: the test fixtures and compare create
+// databases of their own on the server of a given DSN.
+func PostgresDSN(dsn, name string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			u.Path = "/" + name
+			u.RawPath = ""
+			return u.String()
+		}
+	}
+	// In the key=value form a later key wins; the name is ours, of
+	// letters, digits and underscores, so it needs no quoting.
+	return dsn + " dbname=" + name
+}
+
 // sqliteDSN adds the pragmas the server relies on and returns the file path
 // (empty for in-memory databases).
 func sqliteDSN(dsn string) (path, full string, err error) {

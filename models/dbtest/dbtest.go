@@ -10,10 +10,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
@@ -141,19 +139,5 @@ func createPostgres(tb testing.TB, base string) string {
 			_ = sqlDB.Close()
 		}
 	})
-	return PostgresDSN(base, name)
-}
-
-// PostgresDSN is dsn (a URL or libpq's key=value form) with its database
-// replaced by name.
-func PostgresDSN(dsn, name string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err == nil {
-			u.Path = "/" + name
-			return u.String()
-		}
-	}
-	// In the key=value form a later key wins.
-	return dsn + " dbname=" + name
+	return models.PostgresDSN(base, name)
 }
