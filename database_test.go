@@ -21,6 +21,7 @@ func TestStartupDatabaseErrors(t *testing.T) {
 		{"mysql dsn for postgres", "postgres", "root:s3cr3tpw@tcp(127.0.0.1:3306)/auth", []string{"database.dsn", "database.driver", "MySQL"}},
 		{"postgres url for mysql", "mysql", "postgres://root:s3cr3tpw@127.0.0.1:5432/auth", []string{"database.dsn", "database.driver", "PostgreSQL"}},
 		{"postgres url for sqlite", "sqlite", "postgres://root:s3cr3tpw@127.0.0.1:5432/auth", []string{"database.dsn", "database.driver", "PostgreSQL"}},
+		{"file path for postgres", "postgres", "data/authserver.db", []string{"database.dsn", "database.driver postgres", "not a PostgreSQL DSN"}},
 		{"postgres unreachable", "postgres", "postgres://root:s3cr3tpw@127.0.0.1:1/auth?sslmode=disable&connect_timeout=3", []string{"database.dsn", "database.driver postgres"}},
 		{"postgres key=value unreachable", "postgres", "host=127.0.0.1 port=1 user=root password=s3cr3tpw dbname=auth connect_timeout=3", []string{"database.dsn", "database.driver postgres"}},
 		{"mysql unreachable", "mysql", "root:s3cr3tpw@tcp(127.0.0.1:1)/auth?timeout=3s", []string{"database.dsn", "database.driver mysql"}},
@@ -41,6 +42,7 @@ func TestStartupDatabaseErrors(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
+			t.Logf("%v", err)
 			if strings.Contains(err.Error(), "s3cr3tpw") {
 				t.Errorf("error %q shows the password", err)
 			}

@@ -96,6 +96,11 @@ func TestCompare(t *testing.T) {
 	for _, driver := range dbtest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			_, dsn := dbtest.DSN(t, driver)
+			if driver == "postgres" {
+				// compare creates databases named after the DSN's: it
+				// needs a database of its own, not dbtest's schema.
+				dsn = dbtest.CreatePostgresDatabase(t)
+			}
 			var progress bytes.Buffer
 			rep, err := Measure(context.Background(), Options{
 				Driver: driver, DSN: dsn, Requests: testRequests, Clients: testClients, Duration: testDuration, Progress: &progress,

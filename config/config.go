@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	mysqldriver "github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/viper"
 
 	"github.com/revocable/authserver/bruteforce"
@@ -321,9 +319,6 @@ func (c *Config) Validate() error {
 	if c.Database.DSN == "" {
 		return errors.New("database.dsn must be set")
 	}
-	if err := checkDSN(c.Database.Driver, c.Database.DSN); err != nil {
-		return err
-	}
 	if c.Password.BcryptCost < 4 || c.Password.BcryptCost > 31 {
 		return fmt.Errorf("password.bcrypt_cost must be between 4 and 31, got %d", c.Password.BcryptCost)
 	}
@@ -578,31 +573,4 @@ func (c *Config) ServiceConfig(secret []byte, previous ...[]byte) strategy.Confi
 		RefreshSupersedesAccess: c.JWT.RefreshSupersedesAccess,
 		AuditRetention:          c.Audit.Retention,
 	}
-}
-
-// checkDSN rejects a database.dsn written for another driver than
-// database.driver, before anything tries to connect with it: a MySQL DSN
-// handed to pgx, or a PostgreSQL URL to SQLite (which would create a file
-// of that name), fail late and say nothing about which setting is wrong.
-// The parsers' messages never carry a password (pgx redacts it).
-func checkDSN(driver, dsn string) error {
-	pgURL := strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-	myDSN := strings.Contains(dsn, "@tcp(") || strings.Contains(dsn, "@unix(")
-	switch {
-	case pgURL && driver != "postgres":
-		return fmt.Errorf("database.dsn is a PostgreSQL URL but database.driver is %s: set database.driver to postgres", driver)
-	case myDSN && driver != "mysql":
-		return fmt.Errorf("database.dsn is a MySQL DSN but database.driver is %s: set database.driver to mysql", driver)
-	}
-	switch driver {
-	case "mysql":
-		if _, err := mysqldriver.ParseDSN(dsn); err != nil {
-			return fmt.Errorf("database.dsn is not a MySQL DSN (user:pass@tcp(host:3306)/dbname): %w", err)
-		}
-	case "postgres":
-		if _, err := pgx.ParseConfig(dsn); err != nil {
-			return fmt.Errorf("database.dsn is not a PostgreSQL DSN (postgres://user@host:5432/dbname or host=... dbname=...): %w", err)
-		}
-	}
-	return nil
 }

@@ -252,22 +252,6 @@ func TestValidate(t *testing.T) {
 		{"bcrypt cost 31", func(c *config.Config) { c.Password.BcryptCost = 31 }, nil},
 		{"bcrypt cost 32", func(c *config.Config) { c.Password.BcryptCost = 32 }, []string{"bcrypt_cost"}},
 		{"unknown driver", func(c *config.Config) { c.Database.Driver = "oracle" }, []string{"oracle", "sqlite", "mysql", "postgres"}},
-		{"postgres url", func(c *config.Config) {
-			c.Database.Driver, c.Database.DSN = "postgres", "postgres://root@127.0.0.1:5432/auth?sslmode=disable"
-		}, nil},
-		{"postgres key=value", func(c *config.Config) { c.Database.Driver, c.Database.DSN = "postgres", "host=127.0.0.1 dbname=auth" }, nil},
-		{"mysql dsn for postgres", func(c *config.Config) {
-			c.Database.Driver, c.Database.DSN = "postgres", "root@tcp(127.0.0.1:3306)/auth"
-		}, []string{"database.dsn", "MySQL", "database.driver"}},
-		{"postgres url for mysql", func(c *config.Config) {
-			c.Database.Driver, c.Database.DSN = "mysql", "postgres://root@127.0.0.1:5432/auth"
-		}, []string{"database.dsn", "PostgreSQL", "database.driver"}},
-		{"postgres url for sqlite", func(c *config.Config) {
-			c.Database.Driver, c.Database.DSN = "sqlite", "postgresql://root@127.0.0.1/auth"
-		}, []string{"database.dsn", "PostgreSQL", "database.driver"}},
-		{"mysql dsn for sqlite", func(c *config.Config) { c.Database.Driver, c.Database.DSN = "sqlite", "root@tcp(db)/auth" }, []string{"database.dsn", "MySQL"}},
-		{"file path for postgres", func(c *config.Config) { c.Database.Driver, c.Database.DSN = "postgres", "data/auth.db" }, []string{"database.dsn", "PostgreSQL"}},
-		{"file path for mysql", func(c *config.Config) { c.Database.Driver, c.Database.DSN = "mysql", "data/auth.db" }, []string{"database.dsn", "MySQL"}},
 		{"empty dsn", func(c *config.Config) { c.Database.DSN = "" }, []string{"database.dsn"}},
 		{"negative heap floor", func(c *config.Config) { c.Server.HeapFloorMiB = -1 }, []string{"server.heap_floor_mib"}},
 		{"heap floor off", func(c *config.Config) { c.Server.HeapFloorMiB = 0 }, nil},

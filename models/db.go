@@ -60,6 +60,9 @@ func gormConfig(o Options) *gorm.Config {
 // MySQL DSNs are forced to parse times in UTC, and PostgreSQL connections
 // scan timestamptz in UTC (pgx's default is the process's local zone).
 func Open(driver, dsn string, o Options) (*gorm.DB, error) {
+	if err := CheckDSN(driver, dsn); err != nil {
+		return nil, err
+	}
 	cfg := gormConfig(o)
 	switch driver {
 	case "sqlite":
@@ -136,6 +139,33 @@ func Open(driver, dsn string, o Options) (*gorm.DB, error) {
 	default:
 		return nil, fmt.Errorf("unknown database driver %q (valid: %s)", driver, strings.Join(Drivers, ", "))
 	}
+}
+
+// CheckDSN rejects a DSN written for another driver than the one named,
+// before anything tries to connect with it: a MySQL DSN handed to pgx, or
+// a PostgreSQL URL to SQLite (which would create a file of that name),
+// fail late or oddly, saying nothing about what is wrong. The parsers'
+// messages carry no password (pgx redacts it; MySQL's name the address).
+func CheckDSN(driver, dsn string) error {
+	pgURL := strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+	myDSN := strings.Contains(dsn, "@tcp(") || strings.Contains(dsn, "@unix(")
+	switch {
+	case pgURL && driver != "postgres":
+		return fmt.Errorf("a PostgreSQL URL given for driver %s: use driver postgres", driver)
+	case myDSN && driver != "mysql":
+		return fmt.Errorf("a MySQL DSN given for driver %s: use driver mysql", driver)
+	}
+	switch driver {
+	case "mysql":
+		if _, err := mysqldriver.ParseDSN(dsn); err != nil {
+			return fmt.Errorf("not a MySQL DSN (user:pass@tcp(host:3306)/dbname): %w", err)
+		}
+	case "postgres":
+		if _, err := pgx.ParseConfig(dsn); err != nil {
+			return fmt.Errorf("not a PostgreSQL DSN (postgres://user@host:5432/dbname or host=... dbname=...): %w", err)
+		}
+	}
+	return nil
 }
 
 // OpenConn opens our own GORM handle on a connection pool the caller owns
