@@ -1,13 +1,22 @@
 package authserver_test
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/models/dbtest"
 )
 
 // TestStartupDatabaseErrors: a database.dsn written for another driver,
@@ -48,4 +57,83 @@ func TestStartupDatabaseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEmbeddingOnSQLDB: an application hands the server its own
+// connection pool (Options.SQLDB) of database.driver, leaving database.dsn
+// at its default: accounts, logins and revocations work through it, and
+// the pool outlives the server. The PostgreSQL pool is pgx's stdlib as an
+// application opens it, scanning times in the local zone.
+func TestEmbeddingOnSQLDB(t *testing.T) {
+	for _, driver := range dbtest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			_, dsn := dbtest.DSN(t, driver)
+			pool := hostPool(t, driver, dsn)
+			cfg := clusterConfig(t, "session_table", time.Second, "")
+			cfg.Database.Driver = driver
+			ctx := context.Background()
+			srv, err := authserver.New(ctx, authserver.Options{
+				Config: cfg, SQLDB: pool, Secret: clusterSecret, Log: slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				t.Fatalf("authserver.New on the application's pool: %v", err)
+			}
+			if err := srv.Start(ctx); err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			n := &node{t: t, name: driver, cfg: cfg, srv: srv, handler: srv.Handler()}
+			n.register("ann@example.com")
+			laptop := n.login("ann@example.com", "laptop")
+			phone := n.login("ann@example.com", "phone")
+			if got := n.do(http.StatusOK, "GET", "/api/v1/me", laptop.token, nil).raw; !bytes.Contains(got, []byte("ann@example.com")) {
+				t.Errorf("GET /me: %s", got)
+			}
+			n.do(http.StatusNoContent, "POST", "/api/v1/auth/logout", laptop.token, nil)
+			if code := n.verify(laptop.token); code != http.StatusUnauthorized {
+				t.Errorf("the logged-out token verifies with %d, want 401", code)
+			}
+			if code := n.verify(phone.token); code != http.StatusOK {
+				t.Errorf("the other login verifies with %d, want 200", code)
+			}
+			if err := srv.Stop(); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+			if err := pool.PingContext(ctx); err != nil {
+				t.Fatalf("the application's pool was closed with the server: %v", err)
+			}
+		})
+	}
+}
+
+// hostPool is an application's own *sql.DB on dsn.
+func hostPool(t *testing.T, driver, dsn string) *sql.DB {
+	t.Helper()
+	var pool *sql.DB
+	switch driver {
+	case "sqlite":
+		var err error
+		if pool, err = sql.Open("sqlite", dsn+"?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"); err != nil {
+			t.Fatal(err)
+		}
+		pool.SetMaxOpenConns(1)
+	case "mysql":
+		mc, err := mysqldriver.ParseDSN(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mc.ParseTime, mc.Loc = true, time.UTC
+		conn, err := mysqldriver.NewConnector(mc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool = sql.OpenDB(conn)
+	case "postgres":
+		pc, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool = stdlib.OpenDB(*pc)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	return pool
 }

@@ -168,7 +168,7 @@ const SchemaVersion = 2
 
 // Options are the compare command's flags.
 type Options struct {
-	// Driver is sqlite or mysql.
+	// Driver is sqlite, mysql or postgres.
 	Driver string
 	// DSN is where the databases go. SQLite: empty means a temporary
 	// directory, removed afterwards; a path foo.db means the files
