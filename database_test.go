@@ -6,7 +6,9 @@ import (
 	"database/sql"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/models/dbtest"
 )
 
@@ -136,4 +139,94 @@ func hostPool(t *testing.T, driver, dsn string) *sql.DB {
 	}
 	t.Cleanup(func() { _ = pool.Close() })
 	return pool
+}
+
+// TestPostgresOutageMidLoad: the PostgreSQL server goes away under load,
+// as in a restart (every connection to the instance's database is
+// terminated and new ones are refused), and comes back. Meanwhile every
+// login answers 200 or 503 and every verification 200 (from the cache,
+// within max_staleness) or 503, never 500; /readyz says 503. Afterwards
+// logins and verifications succeed again without restarting the instance.
+func TestPostgresOutageMidLoad(t *testing.T) {
+	dsn := dbtest.CreatePostgresDatabase(t)
+	pc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := models.Open("postgres", os.Getenv(dbtest.EnvPostgres), models.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = admin.Exec("ALTER DATABASE " + pc.Database + " ALLOW_CONNECTIONS true").Error
+		if sqlDB, err := admin.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+	cfg := clusterConfig(t, "session_table", time.Second, "")
+	n := startNode(t, "A", database{driver: "postgres", dsn: dsn}, cfg)
+	const who = "ann@example.com"
+	n.register(who)
+	tok := n.login(who, "laptop").token
+
+	var (
+		mu     sync.Mutex
+		counts = map[string]map[int]int{"login": {}, "verify": {}}
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+	)
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			v := n.verify(tok)
+			l := n.send("POST", "/api/v1/auth/login", "", map[string]string{"email": who, "password": password, "device_name": "load"}).code
+			mu.Lock()
+			counts["verify"][v]++
+			counts["login"][l]++
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	time.Sleep(200 * time.Millisecond)
+
+	for _, q := range []string{
+		"ALTER DATABASE " + pc.Database + " ALLOW_CONNECTIONS false",
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + pc.Database + "'",
+	} {
+		if err := admin.Exec(q).Error; err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	eventually(t, 10*time.Second, "verifications answer 503 with the database down", func() bool {
+		return n.verify(tok) == http.StatusServiceUnavailable
+	})
+	if c := n.send("GET", "/readyz", "", nil).code; c != http.StatusServiceUnavailable {
+		t.Errorf("/readyz answered %d with the database down, want 503", c)
+	}
+	if err := admin.Exec("ALTER DATABASE " + pc.Database + " ALLOW_CONNECTIONS true").Error; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "logins succeed again after the database is back", func() bool {
+		return n.send("POST", "/api/v1/auth/login", "", map[string]string{"email": who, "password": password, "device_name": "back"}).code == http.StatusOK
+	})
+	eventually(t, 15*time.Second, "the token verifies again after the database is back", func() bool {
+		return n.verify(tok) == http.StatusOK
+	})
+	close(stop)
+	wg.Wait()
+	t.Logf("answers during the run: %v", counts)
+	for op, byCode := range counts {
+		for code := range byCode {
+			if code != http.StatusOK && code != http.StatusServiceUnavailable {
+				t.Errorf("%s answered %d (%d times); want only 200 or 503", op, code, byCode[code])
+			}
+		}
+		if byCode[http.StatusServiceUnavailable] == 0 {
+			t.Errorf("%s never answered 503 during the outage: %v", op, byCode)
+		}
+	}
 }
