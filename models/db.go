@@ -253,12 +253,34 @@ func sqliteDSN(dsn string) (path, full string, err error) {
 }
 
 // Migrate creates or updates the schema.
+//
+// On PostgreSQL, whose DDL is transactional, it runs in one transaction
+// under an advisory lock: instances starting together on an empty
+// database migrate one after the other (the later ones find the tables)
+// instead of racing to create the same table, and nobody sees half a
+// schema.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	if err := db.WithContext(ctx).AutoMigrate(All()...); err != nil {
+	db = db.WithContext(ctx)
+	var err error
+	if Driver(db) == "postgres" {
+		err = db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrateLockKey).Error; err != nil {
+				return err
+			}
+			return tx.AutoMigrate(All()...)
+		})
+	} else {
+		err = db.AutoMigrate(All()...)
+	}
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }
+
+// migrateLockKey is the PostgreSQL advisory lock Migrate holds: any
+// constant of our own ("authsrv" in ASCII).
+const migrateLockKey = 0x61757468737276
 
 // Ping reports whether the database answers.
 func Ping(ctx context.Context, db *gorm.DB) error {
