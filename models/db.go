@@ -255,7 +255,7 @@ func sqliteDSN(dsn string) (path, full string, err error) {
 // Migrate creates or updates the schema.
 //
 // On PostgreSQL, whose DDL is transactional, it runs in one transaction
-// under an advisory lock: instances starting together on an empty
+// under an advisory lock (on MySQL under a named lock): instances starting together on an empty
 // database migrate one after the other (the later ones find the tables)
 // instead of racing to create the same table, and nobody sees half a
 // schema.
@@ -269,6 +269,8 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 			}
 			return tx.AutoMigrate(All()...)
 		})
+	} else if Driver(db) == "mysql" {
+		err = db.Connection(func(c *gorm.DB) error { return migrateLocked(c) })
 	} else {
 		err = db.AutoMigrate(All()...)
 	}
@@ -276,6 +278,23 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// migrateLocked migrates MySQL under a named lock of the database's own,
+// held by c's one connection: MySQL's DDL is not transactional, so this is
+// what keeps instances starting together from racing to create a table.
+func migrateLocked(conn *gorm.DB) error {
+	// conn is not a new session: each statement needs one of its own.
+	c := func() *gorm.DB { return conn.Session(&gorm.Session{}) }
+	var got sql.NullInt64
+	if err := c().Raw("SELECT GET_LOCK(CONCAT('authserver_migrate:', DATABASE()), 60)").Scan(&got).Error; err != nil {
+		return err
+	}
+	if !got.Valid || got.Int64 != 1 {
+		return errors.New("the migration lock was not granted within 60s")
+	}
+	defer c().Exec("SELECT RELEASE_LOCK(CONCAT('authserver_migrate:', DATABASE()))")
+	return c().AutoMigrate(All()...)
 }
 
 // migrateLockKey is the PostgreSQL advisory lock Migrate holds: any
