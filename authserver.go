@@ -431,7 +431,8 @@ func (s *Server) Prune(ctx context.Context) (int64, error) {
 }
 
 // Ready reports what the server depends on, by name: the database, Redis
-// when configured, and the verification cache. The server is ready when
+// when configured, and the verification cache (whether it is trusted, and
+// its Redis subscription), as states and never as counts. The server is ready when
 // the database answers; Redis being down slows propagation between
 // instances (the outbox still bounds it) and is reported, not fatal.
 func (s *Server) Ready(ctx context.Context) routes.Readiness {
@@ -457,19 +458,12 @@ func (s *Server) Ready(ctx context.Context) routes.Readiness {
 		}
 	}
 	if s.cache != nil {
-		st := s.cache.Stats()
-		h := s.feed.Health()
-		c := map[string]any{
-			"trusted": st.Trusted, "entries": st.Entries,
-			"hits": st.Hits, "misses": st.Misses, "bypasses": st.Bypasses, "refused_fills": st.Refused,
-			"outbox_reads": h.Reads, "outbox_read_failures": h.Failures,
-		}
-		if !h.LastRead.IsZero() {
-			c["outbox_read_age_ms"] = time.Since(h.LastRead).Milliseconds()
-		}
-		if h.Redis != nil {
+		// States only. The counts (entries, hits, misses, outbox reads)
+		// roughly track how many users are active: they are served on the
+		// metrics listener (authserver_cache_*), not on the public one.
+		c := map[string]any{"trusted": s.cache.Stats().Trusted}
+		if h := s.feed.Health(); h.Redis != nil {
 			c["redis_subscription"] = map[bool]string{true: "up", false: "down"}[h.Redis.Up]
-			c["redis_received"], c["redis_published"] = h.Redis.Received, h.Redis.Published
 		}
 		r.Components["cache"] = c
 	} else {

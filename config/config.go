@@ -56,6 +56,9 @@ type Server struct {
 	// does not collect garbage; 0 leaves the Go runtime's default (see
 	// internal/heapfloor).
 	HeapFloorMiB int `mapstructure:"heap_floor_mib"`
+	// BodyTimeout bounds the reading of a request body, on every route
+	// and only on requests that have one (see routes: bodyDeadline).
+	BodyTimeout time.Duration `mapstructure:"body_timeout"`
 }
 
 type Database struct {
@@ -179,6 +182,10 @@ type Introspection struct {
 	// Clients are "id:secret" pairs allowed to call the introspection
 	// endpoint with HTTP Basic authentication.
 	Clients []string `mapstructure:"clients"`
+	// RefreshTokenClients are the ids, among Clients, that may learn
+	// that a refresh token is active; to every other client a refresh
+	// token is {"active": false}, so that it cannot pass as a bearer.
+	RefreshTokenClients []string `mapstructure:"refresh_token_clients"`
 }
 
 type CORS struct {
@@ -196,6 +203,7 @@ func defaults() map[string]any {
 		"server.addr":             "127.0.0.1:8080",
 		"server.trusted_proxies":  []string{},
 		"server.heap_floor_mib":   64,
+		"server.body_timeout":     "15s",
 		"database.driver":         "sqlite",
 		"database.dsn":            "data/authserver.db",
 		"database.prune_interval": "10m",
@@ -244,6 +252,8 @@ func defaults() map[string]any {
 		"introspection.clients":          []string{},
 		"cors.allowed_origins":           []string{},
 		"demo.enabled":                   false,
+
+		"introspection.refresh_token_clients": []string{},
 
 		// Redis under Sentinel (redis.sentinel.master set) instead of redis.url.
 		"redis.sentinel.master":            "",
@@ -318,6 +328,7 @@ func (c *Config) normalize() {
 	for _, l := range []*[]string{
 		&c.Server.TrustedProxies, &c.Cookies.AllowedOrigins, &c.JWT.PreviousSecrets,
 		&c.Introspection.Clients, &c.CORS.AllowedOrigins, &c.Redis.Sentinel.Addrs,
+		&c.Introspection.RefreshTokenClients,
 	} {
 		*l = splitList(*l)
 	}
@@ -344,6 +355,9 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(models.Drivers, c.Database.Driver) {
 		return fmt.Errorf("unknown database.driver %q: valid drivers are %s", c.Database.Driver, strings.Join(models.Drivers, ", "))
+	}
+	if c.Server.BodyTimeout <= 0 || c.Server.BodyTimeout > 10*time.Minute {
+		return fmt.Errorf("server.body_timeout must be above 0 and at most 10m, got %s", c.Server.BodyTimeout)
 	}
 	if c.Server.HeapFloorMiB < 0 || c.Server.HeapFloorMiB > 1<<20 {
 		return fmt.Errorf("server.heap_floor_mib must be between 0 and 1048576, got %d", c.Server.HeapFloorMiB)
@@ -424,6 +438,11 @@ func (c *Config) Validate() error {
 		id, secret, ok := strings.Cut(cl, ":")
 		if !ok || id == "" || len(secret) < 16 {
 			return fmt.Errorf("introspection.clients[%d] must be id:secret with a secret of at least 16 bytes", i)
+		}
+	}
+	for _, id := range c.Introspection.RefreshTokenClients {
+		if !slices.ContainsFunc(c.Introspection.Clients, func(cl string) bool { return strings.HasPrefix(cl, id+":") }) {
+			return fmt.Errorf("introspection.refresh_token_clients names %q, which is not a client id of introspection.clients", id)
 		}
 	}
 	if err := c.Redis.validate(); err != nil {

@@ -156,9 +156,12 @@ type refreshRequest struct {
 }
 
 // refresh takes the refresh token from the JSON body or, failing that,
-// from the cookie (with the CSRF check).
+// from the cookie (with the CSRF check). A refused token clears the cookie
+// only when it came from the cookie: a token in the body says nothing
+// about the cookie, and a forged request with a bogus one must not sign
+// the browser out.
 func (s *server) refresh(c *gin.Context) error {
-	body, err := readBody(c)
+	body, err := readJSONBody(c)
 	if err != nil {
 		return err
 	}
@@ -170,7 +173,8 @@ func (s *server) refresh(c *gin.Context) error {
 		}
 		raw = req.RefreshToken
 	}
-	if raw == "" {
+	fromCookie := raw == ""
+	if fromCookie {
 		cookie, err := c.Cookie(refreshCookie)
 		if err != nil || cookie == "" {
 			return invalidRequest("a refresh_token is required, in the JSON body or the refresh_token cookie")
@@ -182,7 +186,7 @@ func (s *server) refresh(c *gin.Context) error {
 	}
 	t, err := s.tokens.Refresh(s.ctx(c), raw)
 	if err != nil {
-		if api := toAPI(err); api.Status == http.StatusUnauthorized {
+		if api := toAPI(err); fromCookie && api.Status == http.StatusUnauthorized {
 			s.clearRefreshCookie(c)
 		}
 		return err

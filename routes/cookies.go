@@ -2,7 +2,9 @@ package routes
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -49,4 +51,52 @@ func (s *server) csrfOK(c *gin.Context) bool {
 	}
 	origin := c.GetHeader("Origin")
 	return origin != "" && slices.Contains(s.cfg.Cookies.AllowedOrigins, origin)
+}
+
+// sameSiteOnly refuses a browser's cross-site request to the routes that
+// set or read the refresh cookie (login, register, refresh): a top-level
+// cross-site form POST may carry and set a SameSite=Strict cookie, so a
+// foreign page could otherwise log the victim's browser into the
+// attacker's account (login CSRF) or spend its refresh cookie.
+//
+// Browsers say where a request comes from; other clients send neither
+// header and are not concerned. In order:
+//   - Sec-Fetch-Site: same-origin is the browser's own word: allowed (it
+//     holds behind a proxy that rewrites Host, where Origin cannot be
+//     compared);
+//   - an Origin is allowed when it is this server's (its host is the
+//     request's Host) or listed in cors.allowed_origins or
+//     cookies.allowed_origins; any other, "null" included, is refused;
+//   - with no Origin, Sec-Fetch-Site: cross-site is refused.
+func (s *server) sameSiteOnly() gin.HandlerFunc {
+	allowed := map[string]bool{}
+	for _, o := range append(slices.Clone(s.cfg.Cookies.AllowedOrigins), s.cfg.CORS.AllowedOrigins...) {
+		allowed[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	return func(c *gin.Context) {
+		if !crossSiteAllowed(c.Request, allowed) {
+			s.writeError(c, errCrossSite)
+			return
+		}
+		c.Next()
+	}
+}
+
+func crossSiteAllowed(r *http.Request, allowed map[string]bool) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site == "same-origin" {
+		return true
+	}
+	if origins := r.Header.Values("Origin"); len(origins) > 0 {
+		if len(origins) != 1 {
+			return false
+		}
+		o := strings.ToLower(origins[0])
+		if allowed[o] {
+			return true
+		}
+		u, err := url.Parse(o)
+		return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+	}
+	return site != "cross-site"
 }

@@ -114,7 +114,7 @@ func New(d Deps) (*API, error) {
 	if s.proxies, err = parseProxies(d.Config.Server.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
-	if s.introspection, err = newIntrospectionClients(d.Config.Introspection.Clients); err != nil {
+	if s.introspection, err = newIntrospectionClients(d.Config.Introspection.Clients, d.Config.Introspection.RefreshTokenClients); err != nil {
 		return nil, err
 	}
 	s.cors = newCORS(d.Config.CORS.AllowedOrigins)
@@ -147,7 +147,7 @@ func (a *API) Handler() (*gin.Engine, error) {
 	if err := r.SetTrustedProxies(s.cfg.Server.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
-	r.Use(chain(s.requestContext(), s.observeRequests(), s.logRequests(), gin.CustomRecovery(func(c *gin.Context, _ any) {
+	r.Use(chain(s.requestContext(), s.bodyDeadline(), s.observeRequests(), s.logRequests(), gin.CustomRecovery(func(c *gin.Context, _ any) {
 		s.writeError(c, errInternal)
 	}))...)
 	if s.cors != nil {
@@ -175,7 +175,7 @@ func (a *API) Handler() (*gin.Engine, error) {
 // id and the no-store header. The refresh cookie is scoped to the
 // mounted auth routes.
 func (a *API) Mount(r gin.IRouter) {
-	g := r.Group("", chain(a.s.requestContext(), a.s.observeRequests())...)
+	g := r.Group("", chain(a.s.requestContext(), a.s.bodyDeadline(), a.s.observeRequests())...)
 	a.s.routes(g)
 }
 
@@ -202,9 +202,10 @@ func (s *server) routes(g *gin.RouterGroup) {
 	g.GET("/openapi.json", s.openAPI)
 	api := g.Group("", noStore)
 	api.GET("/strategy", s.strategyInfo)
-	api.POST("/auth/register", chain(s.limit("register_per_ip"), s.handle(s.register))...)
-	api.POST("/auth/login", chain(s.countLogins(), s.limit("login_per_ip"), s.handle(s.login))...)
-	api.POST("/auth/refresh", chain(s.limit("refresh_per_ip"), s.countRefreshes(), s.handle(s.refresh))...)
+	sameSite := s.sameSiteOnly()
+	api.POST("/auth/register", chain(s.limit("register_per_ip"), sameSite, s.handle(s.register))...)
+	api.POST("/auth/login", chain(s.countLogins(), s.limit("login_per_ip"), sameSite, s.handle(s.login))...)
+	api.POST("/auth/refresh", chain(s.limit("refresh_per_ip"), s.countRefreshes(), sameSite, s.handle(s.refresh))...)
 	api.POST("/auth/password-reset", chain(s.limit("reset_per_ip"), s.handle(s.resetRequest))...)
 	// Confirming hashes the new password: the same per-IP budget.
 	api.POST("/auth/password-reset/confirm", chain(s.limit("reset_per_ip"), s.countRevocation(metrics.RevokePassword), s.handle(s.resetConfirm))...)
@@ -214,7 +215,7 @@ func (s *server) routes(g *gin.RouterGroup) {
 	for _, m := range forwardAuthMethods {
 		api.Handle(m, verifyPath, verify...)
 	}
-	api.POST("/auth/introspect", chain(verifyLimit, s.handle(s.introspect))...)
+	api.POST("/auth/introspect", chain(oauthErrors, verifyLimit, s.handle(s.introspect))...)
 	authed := api.Group("", s.authenticate())
 	authed.POST("/auth/logout", chain(s.countRevocation(metrics.RevokeLogout), s.handle(s.logout))...)
 	authed.POST("/auth/logout-all", chain(s.countRevocation(metrics.RevokeLogoutAll), s.handle(s.logoutAll))...)
