@@ -97,7 +97,7 @@ server() {
     dsn="$work/$strat.db"
   elif [ "$driver" = postgres ]; then
     local db="authbench_$strat"
-    psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+    PGOPTIONS="-c client_min_messages=warning" psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
     dsn="${pg_path%/*}/$db$pg_query"
   else
     local db="authbench_$strat"
