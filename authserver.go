@@ -266,7 +266,19 @@ func (s *Server) openDB(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	return models.Migrate(ctx, s.db)
+	rep, err := models.MigrateWithReport(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	if rep.EmailsCanonicalized > 0 {
+		s.log.Info("rewrote stored emails to their canonical form", "accounts", rep.EmailsCanonicalized)
+	}
+	if len(rep.EmailConflicts) > 0 || len(rep.EmailsInvalid) > 0 {
+		// Ids only: an email is personal data and has no place in a log.
+		s.log.Warn("accounts left with a non-canonical email: they cannot log in or reset by email until an operator resolves them (docs/security.md)",
+			"conflicting_user_ids", rep.EmailConflicts, "invalid_user_ids", rep.EmailsInvalid)
+	}
+	return nil
 }
 
 // Handler is the standalone HTTP handler: the API under /api/v1 and the

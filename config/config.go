@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -553,6 +554,9 @@ func (c *Config) Secrets(log *slog.Logger) (active []byte, previous [][]byte, er
 	secrets, err := readSecretFile(path)
 	switch {
 	case err == nil:
+		if err := CheckSecretFileMode(path); err != nil {
+			return nil, nil, err
+		}
 		return secrets[0], append(secrets[1:], previous...), nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, nil, err
@@ -579,10 +583,84 @@ func RotateSecretFile(path string, keep int) (int, error) {
 		keep = 0
 	}
 	old = old[:min(len(old), keep)]
-	if err := writeSecretFile(path, append([][]byte{newSecret()}, old...), os.O_TRUNC); err != nil {
+	if err := replaceSecretFile(path, append([][]byte{newSecret()}, old...)); err != nil {
 		return 0, err
 	}
 	return len(old), nil
+}
+
+// ErrSecretFileExposed marks a secret file that others than its owner may
+// read: anyone who can read it can sign access tokens for every account.
+var ErrSecretFileExposed = errors.New("the secret file is readable by group or others")
+
+// CheckSecretFileMode refuses a secret file whose mode lets the group or
+// others read or write it (mode & 0o077), as ssh does with a private key:
+// the server refuses to start with it, and `config check` warns. The file
+// the server generates is 0600; a copy made by hand or a deployment tool
+// often is not. The mode of the file a symlink points to is what counts.
+func CheckSecretFileMode(path string) error {
+	if runtime.GOOS == "windows" {
+		// No POSIX modes to check.
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("secret file: %w", err)
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Errorf("jwt.secret_file %s has mode %04o: %w; make it readable by the server's user only (chmod 600 %s)", path, m, ErrSecretFileExposed, path)
+	}
+	return nil
+}
+
+// replaceSecretFile replaces the secret file with one holding secrets,
+// atomically: a temporary file in the same directory (mode 0600), synced,
+// then renamed over the old one. A crash or a full disk midway leaves the
+// old file whole, never an empty or half-written one (which O_TRUNC in
+// place did), and a server starting meanwhile reads the old or the new
+// secrets, never a mix.
+func replaceSecretFile(path string, secrets [][]byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create secret directory: %w", err)
+	}
+	// CreateTemp makes the file with mode 0600.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create secret file: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("create secret file: %w", err)
+	}
+	var b strings.Builder
+	for _, s := range secrets {
+		b.WriteString(base64.RawURLEncoding.EncodeToString(s) + "\n")
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		return fmt.Errorf("write secret file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write secret file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write secret file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replace secret file: %w", err)
+	}
+	// The rename itself is durable once the directory is synced.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
 }
 
 // readSecretFile reads the secrets of a secret file, the active one

@@ -252,26 +252,36 @@ func sqliteDSN(dsn string) (path, full string, err error) {
 	return path, base + "?" + q.Encode(), nil
 }
 
-// Migrate creates or updates the schema.
+// Migrate creates or updates the schema, and brings existing rows to it
+// (see MigrateWithReport for what it tells about them).
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	_, err := MigrateWithReport(ctx, db)
+	return err
+}
+
+// migrateSchema creates or updates the tables and indexes.
 //
 // On PostgreSQL, whose DDL is transactional, it runs in one transaction
-// under an advisory lock (on MySQL under a named lock): instances starting together on an empty
-// database migrate one after the other (the later ones find the tables)
-// instead of racing to create the same table, and nobody sees half a
-// schema.
-func Migrate(ctx context.Context, db *gorm.DB) error {
+// under an advisory lock (on MySQL under a named lock): instances starting
+// together on an empty database migrate one after the other (the later
+// ones find the tables) instead of racing to create the same table, and
+// nobody sees half a schema. Nothing that may fail and go on (the email
+// rewrite, whose duplicates are expected) runs in that transaction: on
+// PostgreSQL a failed statement aborts it (25P02).
+func migrateSchema(ctx context.Context, db *gorm.DB) error {
 	db = db.WithContext(ctx)
 	var err error
-	if Driver(db) == "postgres" {
+	switch Driver(db) {
+	case "postgres":
 		err = db.Transaction(func(tx *gorm.DB) error {
 			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrateLockKey).Error; err != nil {
 				return err
 			}
 			return tx.AutoMigrate(All()...)
 		})
-	} else if Driver(db) == "mysql" {
-		err = db.Connection(func(c *gorm.DB) error { return migrateLocked(c) })
-	} else {
+	case "mysql":
+		err = db.Connection(func(c *gorm.DB) error { return migrateLocked(ctx, c) })
+	default:
 		err = db.AutoMigrate(All()...)
 	}
 	if err != nil {
@@ -280,10 +290,11 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	return nil
 }
 
-// migrateLocked migrates MySQL under a named lock of the database's own,
-// held by c's one connection: MySQL's DDL is not transactional, so this is
+// migrateLocked migrates MySQL (the tables, then the email column's
+// collation) under a named lock of the database's own, held by conn's one
+// connection: MySQL's DDL is not transactional, so this is
 // what keeps instances starting together from racing to create a table.
-func migrateLocked(conn *gorm.DB) error {
+func migrateLocked(ctx context.Context, conn *gorm.DB) error {
 	// conn is not a new session: each statement needs one of its own.
 	c := func() *gorm.DB { return conn.Session(&gorm.Session{}) }
 	var got sql.NullInt64
@@ -294,7 +305,12 @@ func migrateLocked(conn *gorm.DB) error {
 		return errors.New("the migration lock was not granted within 60s")
 	}
 	defer c().Exec("SELECT RELEASE_LOCK(CONCAT('authserver_migrate:', DATABASE()))")
-	return c().AutoMigrate(All()...)
+	if err := c().AutoMigrate(All()...); err != nil {
+		return err
+	}
+	// An ALTER of the email column while another instance reads the
+	// schema makes that one see the index missing: under the lock too.
+	return binaryEmailColumn(ctx, c())
 }
 
 // migrateLockKey is the PostgreSQL advisory lock Migrate holds: any

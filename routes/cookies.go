@@ -16,17 +16,70 @@ const (
 	refreshCookie = "refresh_token"
 )
 
-// writeTokens answers with the tokens and sets the refresh cookie.
-func (s *server) writeTokens(c *gin.Context, status int, t *strategy.Tokens) {
-	maxAge := int(t.RefreshExpiresAt.Sub(s.now()) / time.Second)
-	s.setRefreshCookie(c, t.RefreshToken, maxAge)
-	c.JSON(status, gin.H{
+// authModeHeader picks, per request, where the refresh token of an answer
+// goes (see authMode). Browsers' clients/js sends it on every call.
+const authModeHeader = "X-Auth-Mode"
+
+// authMode is where a login, refresh, password change or logout-others
+// answer puts the refresh token.
+type authMode int
+
+const (
+	// modeLegacy (no X-Auth-Mode): the cookie and the JSON body, as before
+	// the header existed, except for a refresh that presented the cookie,
+	// which is always answered in cookie mode: otherwise any script of
+	// the page could POST /auth/refresh with credentials and read the
+	// long-lived token the httpOnly cookie is there to hide.
+	modeLegacy authMode = iota
+	// modeCookie ("cookie"): the httpOnly cookie only; the JSON carries
+	// no refresh_token, so script can read the short-lived access token
+	// and nothing else.
+	modeCookie
+	// modeBody ("body"): the JSON body only, no cookie: cross-site apps
+	// and clients that are not browsers keep the token themselves.
+	modeBody
+)
+
+// authModeOf reads X-Auth-Mode; anything but absent, "cookie" or "body"
+// is the client's mistake, refused before anything changes.
+func authModeOf(c *gin.Context) (authMode, error) {
+	v := c.Request.Header.Values(authModeHeader)
+	if len(v) == 0 {
+		return modeLegacy, nil
+	}
+	if len(v) == 1 {
+		switch strings.ToLower(strings.TrimSpace(v[0])) {
+		case "cookie":
+			return modeCookie, nil
+		case "body":
+			return modeBody, nil
+		}
+	}
+	return modeLegacy, invalidRequest(authModeHeader + " must be cookie or body")
+}
+
+// writeTokens answers with the tokens, the refresh token where mode says.
+// iat and expires_at are the server's clock (Unix seconds) at issue: with
+// expires_in they let a client whose clock is wrong measure the token's
+// life from when it received it, not from its own idea of the time.
+func (s *server) writeTokens(c *gin.Context, status int, t *strategy.Tokens, mode authMode) {
+	now := s.now()
+	maxAge := int(t.RefreshExpiresAt.Sub(now) / time.Second)
+	if mode != modeBody {
+		s.setRefreshCookie(c, t.RefreshToken, maxAge)
+	}
+	body := gin.H{
 		"access_token":       t.AccessToken,
 		"token_type":         "Bearer",
 		"expires_in":         t.ExpiresIn,
-		"refresh_token":      t.RefreshToken,
+		"iat":                now.Unix(),
+		"expires_at":         now.Unix() + t.ExpiresIn,
 		"refresh_expires_in": maxAge,
-	})
+	}
+	if mode != modeCookie {
+		body["refresh_token"] = t.RefreshToken
+	}
+	c.JSON(status, body)
 }
 
 func (s *server) setRefreshCookie(c *gin.Context, value string, maxAge int) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/revocable/authserver/apidoc"
 	"github.com/revocable/authserver/bruteforce"
+	jsclient "github.com/revocable/authserver/clients/js"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/demo"
 	"github.com/revocable/authserver/metrics"
@@ -84,6 +85,10 @@ type server struct {
 	cors *corsPolicy
 	// openapi is the OpenAPI document, as JSON.
 	openapi []byte
+	// client is the browser client (clients/js), served at client.js;
+	// clientVersioned is its content-hashed path.
+	client          jsclient.Module
+	clientVersioned string
 }
 
 // API is the HTTP layer, built once. It is served alone (Handler) or
@@ -100,6 +105,7 @@ func New(d Deps) (*API, error) {
 	s := &server{
 		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mailer: d.Mailer, ready: d.Ready, now: d.Now,
 		ids: newIDSource(), limits: d.Limits, throttle: d.Throttle, hasher: d.Hasher, metrics: d.Metrics,
+		client: jsclient.Load(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -200,6 +206,9 @@ func (a *API) Authenticate() gin.HandlerFunc {
 func (s *server) routes(g *gin.RouterGroup) {
 	s.cookiePath = strings.TrimSuffix(g.BasePath(), "/") + "/auth"
 	g.GET("/openapi.json", s.openAPI)
+	s.clientVersioned = strings.TrimSuffix(g.BasePath(), "/") + "/client/" + s.client.Hash + ".js"
+	g.GET("/client.js", s.clientJS)
+	g.GET("/client/:file", s.clientJSVersioned)
 	api := g.Group("", noStore)
 	api.GET("/strategy", s.strategyInfo)
 	sameSite := s.sameSiteOnly()
