@@ -50,7 +50,7 @@ const (
 // SHA-256 is stored; the purpose keeps one kind from confirming the other.
 type EmailToken struct {
 	ID        uint64     `gorm:"primaryKey;autoIncrement"`
-	TokenHash []byte     `gorm:"type:varbinary(32);not null;uniqueIndex"`
+	TokenHash Binary     `gorm:"type:varbinary(32);not null;uniqueIndex"`
 	UserID    uint64     `gorm:"not null;index"`
 	Purpose   string     `gorm:"size:10;not null"`
 	Email     string     `gorm:"size:254;not null"`
