@@ -24,7 +24,8 @@
 #
 # Usage: bench/throughput.sh [-p] [-d seconds] [-r rounds] [-c connections] [-t threads] [-s "strategies"] [-D "drivers"]
 #   MySQL: AUTH_BENCH_MYSQL_DSN (default root@tcp(127.0.0.1:3306)/) names a
-#   server where the script may create and drop databases authbench_*.
+#   server where the script creates databases authbench_<pid>_<strategy>
+#   and drops them, and only them, when it ends.
 #   PostgreSQL (-D "sqlite mysql postgres"): AUTH_BENCH_POSTGRES_DSN (default
 #   postgres://root@127.0.0.1:5432/postgres?sslmode=disable), a URL to an
 #   existing database of a server where the same is allowed.
@@ -54,15 +55,16 @@ fi
 
 . bench/lib.sh
 need_wrk
+# The databases this run makes are authbench_<pid>_<strategy> (server()
+# creates them in a subshell); only those are dropped at the end: another
+# run's, or another person's authbench_ database, is not this run's to drop.
 drop_bench_databases() {
-  for db in $(mariadb -uroot -h127.0.0.1 -N -e "SHOW DATABASES LIKE 'authbench\\_%'" 2>/dev/null); do
-    mariadb -uroot -h127.0.0.1 -e "DROP DATABASE \`$db\`" 2>/dev/null || true
+  local s
+  for s in $strategies; do
+    [[ " $drivers " == *" mysql "* ]] && { mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS \`authbench_$$_$s\`" 2>/dev/null || true; }
+    [[ " $drivers " == *" postgres "* ]] && { psql "$pg_admin" -qc "DROP DATABASE IF EXISTS authbench_$$_$s WITH (FORCE)" 2>/dev/null || true; }
   done
-  if [[ " $drivers " == *" postgres "* ]]; then
-    for db in $(psql "$pg_admin" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'authbench\\_%'" 2>/dev/null); do
-      psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true
-    done
-  fi
+  return 0
 }
 on_exit+=(drop_bench_databases)
 go build -o "$work/yardstick" ./bench/yardstick
@@ -96,11 +98,11 @@ server() {
   if [ "$driver" = sqlite ]; then
     dsn="$work/$strat.db"
   elif [ "$driver" = postgres ]; then
-    local db="authbench_$strat"
+    local db="authbench_$$_$strat"
     PGOPTIONS="-c client_min_messages=warning" psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
     dsn="${pg_path%/*}/$db$pg_query"
   else
-    local db="authbench_$strat"
+    local db="authbench_$$_$strat"
     mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db"
     dsn="${mysql_base%/}/$db"
   fi

@@ -296,22 +296,36 @@ export function createClient(o) {
       localChain = run.catch(() => {});
       return run;
     }
-    let waited = false;
-    const first = await locks.request(name + ":refresh", { ifAvailable: true }, async (lock) => (lock ? { v: await fn(false) } : null));
+    // running is fn's promise once a lock was granted. A holder whose lock
+    // another tab stole (it was frozen past lockTimeout) sees its request
+    // rejected with AbortError while fn goes on: its caller gets fn's own
+    // result, not the steal.
+    let running = null;
+    let onGrant = () => {};
+    const held = (waited) => async (lock) => {
+      if (!lock) return null;
+      onGrant();
+      running = fn(waited);
+      return { v: await running };
+    };
+    const settle = async (p) => {
+      try {
+        return await p;
+      } catch (e) {
+        if (running && e && e.name === "AbortError") return { v: await running };
+        throw e;
+      }
+    };
+    const first = await settle(locks.request(name + ":refresh", { ifAvailable: true }, held(false)));
     if (first) return first.v;
-    waited = true;
     const ac = new AbortController();
     const t = setTimeout(() => ac.abort(), lockTimeout);
-    let granted = false;
+    onGrant = () => clearTimeout(t);
     try {
-      return await locks.request(name + ":refresh", { signal: ac.signal }, async () => {
-        granted = true;
-        clearTimeout(t);
-        return fn(waited);
-      });
+      return (await settle(locks.request(name + ":refresh", { signal: ac.signal }, held(true)))).v;
     } catch (e) {
-      if (granted || !e || e.name !== "AbortError") throw e;
-      return locks.request(name + ":refresh", { steal: true }, async () => fn(waited));
+      if (running || !e || e.name !== "AbortError") throw e;
+      return (await settle(locks.request(name + ":refresh", { steal: true }, held(true)))).v;
     } finally {
       clearTimeout(t);
     }
