@@ -34,6 +34,7 @@ import (
 	"github.com/revocable/authserver/bruteforce"
 	"github.com/revocable/authserver/cache"
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/mail"
 	"github.com/revocable/authserver/metrics"
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/passhash"
@@ -58,8 +59,10 @@ type Options struct {
 	// Log receives the server's logs; nil builds one from log.format and
 	// log.level on standard error.
 	Log *slog.Logger
-	// Mailer delivers password-reset tokens; nil logs them (development).
-	Mailer routes.Mailer
+	// Mailer delivers the server's mail, whole messages from the outbox
+	// (mail_messages); nil means the transport of mail.smtp or
+	// mail.webhook, or none (a log line, never a token).
+	Mailer mail.Sender
 	// Now is the clock of tokens and sessions; nil means time.Now.
 	Now func() time.Time
 }
@@ -114,6 +117,8 @@ type Server struct {
 	// what the throttle's store does, for it.
 	metrics       *metrics.Metrics
 	throttleStats *bruteforce.CountingStore
+	// mail is the mail outbox and its worker.
+	mail *mail.Outbox
 
 	// stop ends the background work Start started.
 	stop      func()
@@ -182,7 +187,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if cfg.Metrics.Addr != "" {
 		s.metrics = metrics.New(metrics.Info{Strategy: cfg.Strategy, Driver: models.Driver(s.db)})
 	}
-	deps := routes.Deps{Config: cfg, Tokens: s.tokens, Log: log, Mailer: o.Mailer, Ready: s.Ready, Now: o.Now, Metrics: s.metrics}
+	if s.mail, err = s.newOutbox(o.Mailer, secret, previous); err != nil {
+		return nil, err
+	}
+	deps := routes.Deps{Config: cfg, Tokens: s.tokens, Log: log, Mail: s.mail, MailEnabled: o.Mailer != nil || cfg.MailTransport() != "", Ready: s.Ready, Now: o.Now, Metrics: s.metrics}
 	if err := s.abuseControls(&deps, secret, o.Now); err != nil {
 		return nil, err
 	}
@@ -240,8 +248,69 @@ func (s *Server) abuseControls(d *routes.Deps, secret []byte, now func() time.Ti
 // Throttle is the brute-force throttle (the admin CLI unlocks through it).
 func (s *Server) Throttle() *bruteforce.Throttle { return s.throttle }
 
-// WaitResets waits until queued password-reset mails are sent.
-func (s *Server) WaitResets(ctx context.Context) error { return s.api.WaitResets(ctx) }
+// WaitResets delivers the mail outbox until nothing in it is in flight or
+// due (tests, and compare's reset scenario): password-reset tokens are
+// made by the outbox's worker.
+func (s *Server) WaitResets(ctx context.Context) error { return s.mail.Drain(models.Background(ctx)) }
+
+// Mail is the mail outbox.
+func (s *Server) Mail() *mail.Outbox { return s.mail }
+
+// newOutbox builds the mail outbox: its sender (the embedding
+// application's, or mail.smtp, or mail.webhook, or a log line), its
+// templates (a broken one stops start-up) and its key, derived from the
+// server secrets.
+func (s *Server) newOutbox(sender mail.Sender, secret []byte, previous [][]byte) (*mail.Outbox, error) {
+	cfg := s.cfg
+	if sender == nil {
+		var err error
+		if sender, err = NewMailSender(cfg); err != nil {
+			return nil, err
+		}
+		if sender == nil {
+			sender = mail.Log{Logger: s.log}
+		}
+	}
+	tpl, err := mail.LoadTemplates(cfg.Mail.TemplatesDir)
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	for _, sec := range append([][]byte{secret}, previous...) {
+		k, err := strategy.DeriveKey(sec, "mail-outbox")
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	o := mail.Options{
+		Keys: keys, Templates: tpl, Sender: sender, SiteURL: cfg.Mail.SiteURL,
+		Links:      mail.Links{PasswordReset: cfg.Mail.Links.PasswordReset, VerifyEmail: cfg.Mail.Links.VerifyEmail, EmailChangeConfirm: cfg.Mail.Links.EmailChangeConfirm},
+		RetryDelay: cfg.Mail.RetryDelay, MaxAttempts: cfg.Mail.MaxAttempts, Retention: cfg.Mail.Retention,
+		Workers: cfg.Mail.Workers, Log: s.log,
+	}
+	if s.metrics != nil {
+		o.Observe = func(k mail.Kind, result string) { s.metrics.Mail(string(k), result) }
+	}
+	return mail.New(s.db, o)
+}
+
+// NewMailSender is the transport mail.* configures: SMTP, a webhook, or
+// nil when neither is set.
+func NewMailSender(cfg *config.Config) (mail.Sender, error) {
+	switch cfg.MailTransport() {
+	case "smtp":
+		pw, err := cfg.SMTPPassword()
+		if err != nil {
+			return nil, err
+		}
+		m := cfg.Mail.SMTP
+		return mail.NewSMTP(mail.SMTPConfig{Host: m.Host, Port: m.Port, Username: m.Username, Password: pw, TLS: m.TLS, From: cfg.Mail.From})
+	case "webhook":
+		return mail.NewWebhook(cfg.Mail.Webhook.URL, cfg.Mail.Webhook.Secret, &http.Client{Timeout: 30 * time.Second})
+	}
+	return nil, nil
+}
 
 func (s *Server) openDB(ctx context.Context, o Options) error {
 	mo := models.Options{TablePrefix: s.cfg.Database.TablePrefix}
@@ -403,6 +472,7 @@ func (s *Server) Run(ctx context.Context) {
 	}
 	wg.Go(func() { s.tokens.RunTouches(ctx) })
 	wg.Go(func() { s.prune(ctx) })
+	wg.Go(func() { s.mail.Run(ctx) })
 	wg.Wait()
 }
 
@@ -447,6 +517,11 @@ func (s *Server) PruneStats(ctx context.Context) (strategy.PruneStats, error) {
 		m, err = s.throttles.Prune(ctx, time.Now(), s.cfg.BruteForcePolicy())
 		st.Rows += m
 	}
+	if err == nil && s.mail != nil {
+		var m int64
+		m, err = s.mail.Prune(ctx)
+		st.Rows += m
+	}
 	return st, err
 }
 
@@ -477,6 +552,14 @@ func (s *Server) Ready(ctx context.Context) routes.Readiness {
 			r.Components["redis"] = "up"
 		}
 	}
+	// Mail is asynchronous: a broken transport or a backlog is reported,
+	// never a reason to be unready.
+	mc := map[string]any{"transport": mail.Describe(s.mail.Sender())}
+	if st, err := s.mail.Stats(ctx); err == nil {
+		mc["queued"], mc["sending"], mc["failed"] = st.Queued, st.Sending, st.Failed
+		mc["oldest_age_ms"] = st.OldestAge.Milliseconds()
+	}
+	r.Components["mail"] = mc
 	if s.cache != nil {
 		// States only. The counts (entries, hits, misses, outbox reads)
 		// roughly track how many users are active: they are served on the
@@ -497,11 +580,6 @@ func (s *Server) Ready(ctx context.Context) routes.Readiness {
 func (s *Server) Close() error {
 	var errs []error
 	s.closeOnce.Do(func() {
-		if s.api != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			errs = append(errs, s.api.Close(ctx))
-			cancel()
-		}
 		if s.redis != nil {
 			errs = append(errs, s.redis.Close())
 		}

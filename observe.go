@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/revocable/authserver/audit"
 	"github.com/revocable/authserver/metrics"
-	"github.com/revocable/authserver/workq"
 )
 
 // MetricsHandler serves the Prometheus metrics at GET /metrics, or is nil
@@ -34,7 +34,12 @@ func (s *Server) watch() error {
 	}
 	src := metrics.Sources{
 		Limiter: s.limits.Stats, Hasher: s.hasher.Stats, BruteForce: s.throttleStats.Stats,
-		Queues: map[string]func() workq.Stats{"password_reset": s.api.ResetQueueStats},
+		MailQueue: func() (int64, time.Duration, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			st, err := s.mail.Stats(ctx)
+			return st.Queued + st.Sending, st.OldestAge, err
+		},
 	}
 	sqlDB, err := s.db.DB()
 	if err != nil {

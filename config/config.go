@@ -48,6 +48,162 @@ type Config struct {
 	Introspection Introspection `mapstructure:"introspection"`
 	CORS          CORS          `mapstructure:"cors"`
 	Demo          Demo          `mapstructure:"demo"`
+	Mail          Mail          `mapstructure:"mail"`
+	Accounts      Accounts      `mapstructure:"accounts"`
+}
+
+// Mail is how the server sends its mail (package mail): through SMTP or
+// a webhook, from a durable outbox.
+type Mail struct {
+	From string `mapstructure:"from"`
+	// SiteURL is the base of every link in a mail.
+	SiteURL      string        `mapstructure:"site_url"`
+	TemplatesDir string        `mapstructure:"templates_dir"`
+	SMTP         MailSMTP      `mapstructure:"smtp"`
+	Webhook      MailWebhook   `mapstructure:"webhook"`
+	Links        MailLinks     `mapstructure:"links"`
+	RetryDelay   time.Duration `mapstructure:"retry_delay"`
+	MaxAttempts  int           `mapstructure:"max_attempts"`
+	Retention    time.Duration `mapstructure:"retention"`
+	Workers      int           `mapstructure:"workers"`
+	// Notify sends the security notices (password changed, email
+	// change requested).
+	Notify bool `mapstructure:"notify"`
+}
+
+type MailSMTP struct {
+	Host         string `mapstructure:"host"`
+	Port         int    `mapstructure:"port"`
+	Username     string `mapstructure:"username"`
+	Password     string `mapstructure:"password"`
+	PasswordFile string `mapstructure:"password_file"`
+	TLS          string `mapstructure:"tls"`
+}
+
+type MailWebhook struct {
+	URL    string `mapstructure:"url"`
+	Secret string `mapstructure:"secret"`
+}
+
+// MailLinks are the paths, below mail.site_url, of the links in mails;
+// the token is added as ?token=.
+type MailLinks struct {
+	PasswordReset      string `mapstructure:"password_reset"`
+	VerifyEmail        string `mapstructure:"verify_email"`
+	EmailChangeConfirm string `mapstructure:"email_change_confirm"`
+}
+
+// Accounts are the rules of sign-up and of email addresses.
+type Accounts struct {
+	RequireVerifiedEmail bool          `mapstructure:"require_verified_email"`
+	VerifyTTL            time.Duration `mapstructure:"verify_ttl"`
+	VerifyCooldown       time.Duration `mapstructure:"verify_cooldown"`
+	EmailChangeTTL       time.Duration `mapstructure:"email_change_ttl"`
+	EmailChangeRevokes   bool          `mapstructure:"email_change_revokes"`
+}
+
+// MailTransport names the configured transport: smtp, webhook or "" (none).
+func (c *Config) MailTransport() string {
+	switch {
+	case c.Mail.SMTP.Host != "":
+		return "smtp"
+	case c.Mail.Webhook.URL != "":
+		return "webhook"
+	}
+	return ""
+}
+
+// SMTPPassword is mail.smtp.password, or the first line of
+// mail.smtp.password_file.
+func (c *Config) SMTPPassword() (string, error) {
+	if c.Mail.SMTP.PasswordFile == "" {
+		return c.Mail.SMTP.Password, nil
+	}
+	b, err := os.ReadFile(c.Mail.SMTP.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("mail.smtp.password_file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(pw, "\r"), nil
+}
+
+// validateMail checks the mail.* settings.
+func (c *Config) validateMail() error {
+	m := c.Mail
+	if m.SiteURL != "" {
+		u, err := url.Parse(m.SiteURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("mail.site_url must be an absolute http(s) URL such as https://app.example.com, got %q", m.SiteURL)
+		}
+	}
+	if m.SMTP.Host != "" && m.Webhook.URL != "" {
+		return errors.New("mail.smtp.host and mail.webhook.url are both set: choose one transport")
+	}
+	if c.MailTransport() != "" && m.SiteURL == "" {
+		return errors.New("mail.site_url must be set when a mail transport is configured: it is the base of every link in a mail")
+	}
+	if m.SMTP.Host != "" {
+		if m.From == "" {
+			return errors.New("mail.from must be set with mail.smtp.host")
+		}
+		if strings.ContainsAny(m.From+m.SMTP.Host, "\r\n") {
+			return errors.New("mail.from and mail.smtp.host must not contain line breaks")
+		}
+	}
+	if m.SMTP.Port < 1 || m.SMTP.Port > 65535 {
+		return fmt.Errorf("mail.smtp.port must be between 1 and 65535, got %d", m.SMTP.Port)
+	}
+	if !slices.Contains([]string{"starttls", "tls", "none"}, m.SMTP.TLS) {
+		return fmt.Errorf("mail.smtp.tls must be starttls, tls or none, got %q", m.SMTP.TLS)
+	}
+	if m.SMTP.Password != "" && m.SMTP.PasswordFile != "" {
+		return errors.New("mail.smtp.password and mail.smtp.password_file are both set: choose one")
+	}
+	if m.Webhook.URL != "" {
+		u, err := url.Parse(m.Webhook.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("mail.webhook.url must be an absolute http(s) URL, got %q", m.Webhook.URL)
+		}
+		if len(m.Webhook.Secret) < 16 {
+			return errors.New("mail.webhook.secret must be at least 16 bytes when mail.webhook.url is set")
+		}
+	}
+	for name, p := range map[string]string{
+		"mail.links.password_reset": m.Links.PasswordReset, "mail.links.verify_email": m.Links.VerifyEmail,
+		"mail.links.email_change_confirm": m.Links.EmailChangeConfirm,
+	} {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("%s must be a path starting with /, got %q", name, p)
+		}
+	}
+	if m.MaxAttempts < 1 || m.MaxAttempts > 100 {
+		return fmt.Errorf("mail.max_attempts must be between 1 and 100, got %d", m.MaxAttempts)
+	}
+	if m.Workers < 1 || m.Workers > 64 {
+		return fmt.Errorf("mail.workers must be between 1 and 64, got %d", m.Workers)
+	}
+	for name, d := range map[string]time.Duration{
+		"mail.retry_delay": m.RetryDelay, "mail.retention": m.Retention,
+		"accounts.verify_ttl": c.Accounts.VerifyTTL, "accounts.email_change_ttl": c.Accounts.EmailChangeTTL,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s must be a positive duration, got %s", name, d)
+		}
+	}
+	if c.Accounts.VerifyCooldown < 0 {
+		return fmt.Errorf("accounts.verify_cooldown must not be negative, got %s", c.Accounts.VerifyCooldown)
+	}
+	return nil
+}
+
+// MailWarnings are settings that work but are probably not meant (config
+// check prints them).
+func (c *Config) MailWarnings() []string {
+	var w []string
+	if c.MailTransport() != "" && !c.Accounts.RequireVerifiedEmail {
+		w = append(w, "a mail transport is configured but accounts.require_verified_email is false: anyone can register an address they do not own")
+	}
+	return w
 }
 
 type Server struct {
@@ -263,6 +419,32 @@ func defaults() map[string]any {
 		"redis.sentinel.password":          "",
 		"redis.sentinel.sentinel_password": "",
 		"redis.sentinel.db":                0,
+
+		// Mail (docs/mail.md) and the account rules that use it.
+		"mail.from":                       "",
+		"mail.site_url":                   "",
+		"mail.templates_dir":              "",
+		"mail.smtp.host":                  "",
+		"mail.smtp.port":                  587,
+		"mail.smtp.username":              "",
+		"mail.smtp.password":              "",
+		"mail.smtp.password_file":         "",
+		"mail.smtp.tls":                   "starttls",
+		"mail.webhook.url":                "",
+		"mail.webhook.secret":             "",
+		"mail.links.password_reset":       "/reset-password",
+		"mail.links.verify_email":         "/verify-email",
+		"mail.links.email_change_confirm": "/confirm-email-change",
+		"mail.retry_delay":                "10s",
+		"mail.max_attempts":               8,
+		"mail.retention":                  "720h",
+		"mail.workers":                    4,
+		"mail.notify":                     true,
+		"accounts.require_verified_email": false,
+		"accounts.verify_ttl":             "24h",
+		"accounts.verify_cooldown":        "1m",
+		"accounts.email_change_ttl":       "1h",
+		"accounts.email_change_revokes":   true,
 	}
 }
 
@@ -456,7 +638,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	return nil
+	return c.validateMail()
 }
 
 func (r Redis) validate() error {

@@ -29,6 +29,7 @@ type statsCollector struct {
 	rlDecisions, rlMemoryKeys, rlEvictions, rlFallbacks, rlOutages, rlDegraded                             desc
 	phInFlight, phSlots, phWaiting, phRejected                                                             desc
 	wqPending, wqJobs                                                                                      desc
+	mailPending, mailOldest                                                                                desc
 	bfRefused, bfFailures, bfLocks, bfResets, bfErrors                                                     desc
 }
 
@@ -74,6 +75,10 @@ func newStatsCollector(src Sources) *statsCollector {
 	if len(src.Queues) > 0 {
 		add(&c.wqPending, "workq_pending", "Background jobs queued or running, by queue.", G, "queue")
 		add(&c.wqJobs, "workq_jobs_total", "Background jobs by queue and result: done, failed, rejected (queue full) or dropped (at shutdown).", C, "queue", "result")
+	}
+	if src.MailQueue != nil {
+		add(&c.mailPending, "mail_queue_messages", "Mail outbox messages queued or being sent (all instances).", G)
+		add(&c.mailOldest, "mail_queue_oldest_age_seconds", "Age of the oldest mail outbox message queued or being sent; 0 when none.", G)
 	}
 	if src.BruteForce != nil {
 		add(&c.bfRefused, "bruteforce_refused_total", "Password checks refused because the email was locked.", C)
@@ -173,6 +178,12 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			emit(ch, c.wqJobs, float64(st.Failed), n, "failed")
 			emit(ch, c.wqJobs, float64(st.Rejected), n, "rejected")
 			emit(ch, c.wqJobs, float64(st.Dropped), n, "dropped")
+		}
+	}
+	if c.src.MailQueue != nil {
+		if n, age, err := c.src.MailQueue(); err == nil {
+			emit(ch, c.mailPending, float64(n))
+			emit(ch, c.mailOldest, age.Seconds())
 		}
 	}
 	if c.src.BruteForce != nil {

@@ -153,6 +153,7 @@ type Metrics struct {
 	verifications [len(verifyResults)]prometheus.Counter
 	refreshes     [len(refreshResults)]prometheus.Counter
 	revocations   [len(revokeKinds)]prometheus.Counter
+	mail          *prometheus.CounterVec
 }
 
 type routeKey struct {
@@ -209,6 +210,12 @@ func New(info Info) *Metrics {
 	for i, v := range revokeKinds {
 		m.revocations[i] = revocations.WithLabelValues(v)
 	}
+	// Kinds and results are the server's own constants: no client can
+	// mint a series.
+	m.mail = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "mail_messages_total",
+		Help: "Mail outbox delivery attempts, by kind and result: sent, retried, failed or dropped (a reset request for no account).",
+	}, []string{"kind", "result"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help: "Always 1; the labels say which version runs which strategy on which database driver.",
@@ -217,7 +224,7 @@ func New(info Info) *Metrics {
 	empty := map[routeKey]*routeSeries{}
 	m.routes.Store(&empty)
 	m.reg.MustRegister(
-		m.requests, m.duration, logins, verifications, refreshes, revocations, build,
+		m.requests, m.duration, logins, verifications, refreshes, revocations, build, m.mail,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -260,6 +267,17 @@ type Sources struct {
 	BruteForce func() bruteforce.Stats
 	// Queues are the background work queues by name.
 	Queues map[string]func() workq.Stats
+	// MailQueue reads the mail outbox: messages queued or being sent,
+	// and the age of the oldest of them.
+	MailQueue func() (pending int64, oldest time.Duration, err error)
+}
+
+// Mail counts one outcome of a mail delivery attempt.
+func (m *Metrics) Mail(kind, result string) {
+	if m == nil {
+		return
+	}
+	m.mail.WithLabelValues(kind, result).Inc()
 }
 
 // Watch registers the collectors of src.

@@ -18,6 +18,10 @@ type User struct {
 	PasswordHash string    `gorm:"size:72;not null"`
 	CreatedAt    time.Time `gorm:"not null"`
 	UpdatedAt    time.Time `gorm:"not null"`
+	// EmailVerifiedAt is when the address was proven (a verification
+	// link, or an email change confirmed from the new address); nil:
+	// never.
+	EmailVerifiedAt *time.Time ``
 
 	// KeySalt goes into the per-user signing key. Rotating it signs the user
 	// out everywhere (password_key's logout-all) without touching the password.
@@ -130,12 +134,12 @@ type AuditEvent struct {
 
 // All lists every model, in migration order.
 func All() []any {
-	return []any{&User{}, &Session{}, &RefreshToken{}, &ResetToken{}, &Invalidation{}, &AuditEvent{}, &LoginThrottle{}}
+	return []any{&User{}, &Session{}, &RefreshToken{}, &ResetToken{}, &Invalidation{}, &AuditEvent{}, &LoginThrottle{}, &MailMessage{}, &EmailToken{}}
 }
 
 // DeleteUser deletes the user and everything that belongs to it, inside tx.
 func DeleteUser(tx *gorm.DB, id uint64) error {
-	for _, m := range []any{&Session{}, &RefreshToken{}, &ResetToken{}, &AuditEvent{}} {
+	for _, m := range []any{&Session{}, &RefreshToken{}, &ResetToken{}, &AuditEvent{}, &EmailToken{}, &MailMessage{}} {
 		if err := tx.Where("user_id = ?", id).Delete(m).Error; err != nil {
 			return Unavailable("delete user data", err)
 		}

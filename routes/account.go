@@ -2,6 +2,7 @@ package routes
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/revocable/authserver/audit"
+	"github.com/revocable/authserver/mail"
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/passhash"
 	"github.com/revocable/authserver/strategy"
@@ -43,7 +45,7 @@ func throttleKey(raw string) string {
 }
 
 func userJSON(u *models.User) gin.H {
-	return gin.H{"id": strconv.FormatUint(u.ID, 10), "email": u.Email, "created_at": u.CreatedAt.UTC()}
+	return gin.H{"id": strconv.FormatUint(u.ID, 10), "email": u.Email, "created_at": u.CreatedAt.UTC(), "email_verified": u.EmailVerifiedAt != nil}
 }
 
 // currentUser is the caller's row, read fresh: verification may have
@@ -111,6 +113,7 @@ func (s *server) changePassword(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	s.notify(s.ctx(c), mail.PasswordChanged, u)
 	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }
@@ -143,9 +146,17 @@ type resetRequest struct {
 	Email string `json:"email"`
 }
 
+// resetAccepted is the 202 of a reset request, the same for every
+// address: the request is queued, and a mail goes out only if the
+// address has an account (and the cooldown allows).
+var resetAccepted = gin.H{"message": "request accepted: if an account exists for this address, a password reset mail is queued for it"}
+
 // resetRequest answers 202 whether or not the account exists, after the
-// same work either way: the token row and the mail are made off the
-// request path, on a bounded queue. Over reset_per_account the answer is
+// same work either way: one row in the mail outbox, committed before the
+// answer. The token and the mail are made off the request path by the
+// outbox's worker (prepareReset), so that known and unknown addresses
+// cost the request the same; being durable, the outbox never refuses a
+// burst while the database is up. Over reset_per_account the answer is
 // the same 202, and nothing is made or sent.
 func (s *server) resetRequest(c *gin.Context) error {
 	var req resetRequest
@@ -157,7 +168,7 @@ func (s *server) resetRequest(c *gin.Context) error {
 		return err
 	}
 	ctx := s.ctx(c)
-	body := gin.H{"message": "if an account with this email exists, a reset token has been sent"}
+	body := gin.H{"message": resetAccepted["message"]}
 	d, err := s.limits.Allow(ctx, "reset_per_account", email)
 	if err != nil {
 		return err
@@ -166,132 +177,114 @@ func (s *server) resetRequest(c *gin.Context) error {
 		c.JSON(http.StatusAccepted, body)
 		return nil
 	}
-	job := resetJob{email: email, meta: audit.MetaFrom(ctx), notBefore: time.Now().Add(resetJobDelay)}
 	if s.cfg.Reset.ExposeToken {
 		// Demos and tests: the answer carries the token, so it is made
 		// now (which says whether the account exists: never in
 		// production).
-		token, to, err := s.makeReset(ctx, job)
+		var token string
+		err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+			var u *models.User
+			var err error
+			if token, u, err = s.makeReset(ctx, tx, email); err != nil || token == "" {
+				return err
+			}
+			return s.mail.Queue(ctx, tx, mail.Draft{Kind: mail.PasswordReset, To: u.Email, UserID: u.ID, Token: token})
+		})
 		if err != nil {
 			return err
 		}
+		s.mail.Notify()
 		if token != "" {
-			if err := s.mailer.SendPasswordReset(ctx, to, token); err != nil {
-				return fmt.Errorf("send reset token: %w", err)
-			}
 			body["reset_token"] = token
 		}
 		c.JSON(http.StatusAccepted, body)
 		return nil
 	}
-	// Fail closed, alike for every email: a reset that cannot be made
-	// answers 503, not a 202 that promises a mail.
-	if err := s.tokens.Ping(ctx); err != nil {
+	meta, err := json.Marshal(audit.MetaFrom(ctx))
+	if err != nil {
 		return err
 	}
-	if err := s.resets.Enqueue(job); err != nil {
-		// The queue's state does not depend on the account.
-		return errUnavailable
+	if err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		return s.mail.Request(ctx, tx, mail.PasswordReset, email, meta, resetJobDelay)
+	}); err != nil {
+		return err
 	}
+	s.mail.Notify()
 	c.JSON(http.StatusAccepted, body)
 	return nil
 }
-
-// resetQueueSize bounds the reset requests waiting for their row and mail.
-const resetQueueSize = 256
 
 // maxLiveResets is how many unused, unexpired reset tokens an account may
 // have at once.
 const maxLiveResets = 3
 
-// resetJobDelay is how long a queued reset waits before its work starts:
-// far longer than the rest of its request takes, so that the token row,
-// the audit event and the mail of an existing account are not made while
-// the answer is still being written, slowing it down where the answer for
-// an unknown address (one read) would not be. Without it the 202 for an
-// existing account was about 70µs slower on two busy cores
+// resetJobDelay is how long a queued reset request waits before a worker
+// makes its token: far longer than the rest of its request takes, so that
+// the token row, the audit event and the mail of an existing account are
+// not made while the answer is still being written, slowing it down where
+// the answer for an unknown address would not be. Without it the 202 for
+// an existing account was about 70µs slower on two busy cores
 // (bench/reset-timing.sh); with it the difference is within noise.
-// Queued jobs older than this start at once, so a backlog drains at full
-// speed. The wait is on the wall clock: it is about CPU, not about tokens.
 const resetJobDelay = 10 * time.Millisecond
 
-// resetJob is one reset request, carried to the queue with what the audit
-// trail records about its request.
-type resetJob struct {
-	email string
-	meta  audit.Meta
-	// notBefore: see resetJobDelay.
-	notBefore time.Time
-}
-
-// runReset makes the reset token of a queued request and mails it. Its
-// error is logged by the queue: it never carries the token.
-func (s *server) runReset(ctx context.Context, job resetJob) error {
-	if wait := time.Until(job.notBefore); wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
+// prepareReset is the outbox's preparer of password_reset requests: in
+// the transaction that stores the prepared mail, it makes the token of
+// the account of email, or drops the request (no account, cooldown). The
+// mail goes to the account's stored address.
+func (s *server) prepareReset(ctx context.Context, tx *gorm.DB, email string, _ uint64, req []byte) (*mail.Draft, error) {
+	var meta audit.Meta
+	if err := json.Unmarshal(req, &meta); err != nil {
+		return nil, mail.Permanent(fmt.Errorf("reset request: %w", err))
 	}
-	ctx = audit.WithMeta(ctx, job.meta)
-	token, to, err := s.makeReset(ctx, job)
+	ctx = audit.WithMeta(ctx, meta)
+	token, u, err := s.makeReset(ctx, tx, email)
 	if err != nil || token == "" {
-		return err
+		return nil, err
 	}
-	if err := s.mailer.SendPasswordReset(ctx, to, token); err != nil {
-		return fmt.Errorf("send reset token: %w", err)
-	}
-	return nil
+	return &mail.Draft{Kind: mail.PasswordReset, To: u.Email, UserID: u.ID, Token: token,
+		Context: func(c context.Context) context.Context { return audit.WithMeta(c, meta) }}, nil
 }
 
-// makeReset stores a new reset token for the account of job.email and
-// returns it with the address to mail it to, or "" when there is no such
-// account, the account got one less than reset.cooldown ago, or it has
-// maxLiveResets live ones. The account's row lock makes the cooldown hold
-// across workers and instances.
+// makeReset stores, in tx, a new reset token for the account of email and
+// returns it with the account, or "" when there is no such account, the
+// account got one less than reset.cooldown ago, or it has maxLiveResets
+// live ones. The account's row lock makes the cooldown hold across
+// workers and instances.
 //
-// The address is the account's stored one, never the one the requester
-// typed: had a lookup ever matched a look-alike spelling (a database
-// collation that ignores accents or case), mailing the typed address
-// would hand the token to whoever owns the look-alike mailbox (the
+// The mail goes to the account's stored address (u.Email), never the one
+// the requester typed: had a lookup ever matched a look-alike spelling (a
+// database collation that ignores accents or case), mailing the typed
+// address would hand the token to whoever owns the look-alike mailbox (the
 // GitHub 2019 takeover).
-func (s *server) makeReset(ctx context.Context, job resetJob) (token, to string, err error) {
+func (s *server) makeReset(ctx context.Context, tx *gorm.DB, email string) (string, *models.User, error) {
 	now := s.now().UTC()
-	err = models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		token, to = "", ""
-		var u models.User
-		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&u, "email = ?", job.email).Error
-		switch {
-		case errors.Is(err, gorm.ErrRecordNotFound):
-			return nil
-		case err != nil:
-			return models.Unavailable("load user", err)
-		}
-		var recent, live int64
-		if err := tx.Model(&models.ResetToken{}).Where("user_id = ? AND created_at > ?", u.ID, now.Add(-s.cfg.Reset.Cooldown)).Count(&recent).Error; err != nil {
-			return models.Unavailable("count reset tokens", err)
-		}
-		if err := tx.Model(&models.ResetToken{}).Where("user_id = ? AND used_at IS NULL AND expires_at > ?", u.ID, now).Count(&live).Error; err != nil {
-			return models.Unavailable("count reset tokens", err)
-		}
-		if recent > 0 || live >= maxLiveResets {
-			return nil
-		}
-		t := strategy.NewSecret(32)
-		row := models.ResetToken{TokenHash: strategy.HashSecret(t), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.Reset.TTL)}
-		if err := tx.Create(&row).Error; err != nil {
-			return models.Unavailable("store reset token", err)
-		}
-		if err := audit.Record(ctx, tx, now, audit.Event{Action: audit.PasswordResetRequested, Result: audit.Success, UserID: u.ID}); err != nil {
-			return err
-		}
-		token, to = t, u.Email
-		return nil
-	})
-	return token, to, err
+	var u models.User
+	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&u, "email = ?", email).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return "", nil, nil
+	case err != nil:
+		return "", nil, models.Unavailable("load user", err)
+	}
+	var recent, live int64
+	if err := tx.Model(&models.ResetToken{}).Where("user_id = ? AND created_at > ?", u.ID, now.Add(-s.cfg.Reset.Cooldown)).Count(&recent).Error; err != nil {
+		return "", nil, models.Unavailable("count reset tokens", err)
+	}
+	if err := tx.Model(&models.ResetToken{}).Where("user_id = ? AND used_at IS NULL AND expires_at > ?", u.ID, now).Count(&live).Error; err != nil {
+		return "", nil, models.Unavailable("count reset tokens", err)
+	}
+	if recent > 0 || live >= maxLiveResets {
+		return "", nil, nil
+	}
+	t := strategy.NewSecret(32)
+	row := models.ResetToken{TokenHash: strategy.HashSecret(t), UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.Reset.TTL)}
+	if err := tx.Create(&row).Error; err != nil {
+		return "", nil, models.Unavailable("store reset token", err)
+	}
+	if err := audit.Record(ctx, tx, now, audit.Event{Action: audit.PasswordResetRequested, Result: audit.Success, UserID: u.ID}); err != nil {
+		return "", nil, err
+	}
+	return t, &u, nil
 }
 
 type resetConfirmRequest struct {
@@ -333,6 +326,28 @@ func (s *server) resetConfirm(c *gin.Context) error {
 	if err := s.throttle.Unlock(ctx, email); err != nil {
 		s.log.WarnContext(ctx, "a completed password reset could not lift the brute-force lock", "err", err)
 	}
+	if u, err := s.tokens.UserByEmail(ctx, email); err == nil {
+		s.notify(ctx, mail.PasswordChanged, u)
+	}
 	c.Status(http.StatusNoContent)
 	return nil
+}
+
+// notify queues a security notice of kind k to u's stored address, when
+// mail.notify is on. It runs after the change committed (the change is
+// the strategy's own transaction): a crash in between loses the notice,
+// never the change; a failure to queue is logged, not answered, as the
+// change is done.
+func (s *server) notify(ctx context.Context, k mail.Kind, u *models.User) {
+	if !s.cfg.Mail.Notify {
+		return
+	}
+	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		return s.mail.Queue(ctx, tx, mail.Draft{Kind: k, To: u.Email, UserID: u.ID})
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "queueing a security notice failed", "kind", string(k), "err", err)
+		return
+	}
+	s.mail.Notify()
 }

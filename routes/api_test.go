@@ -116,8 +116,8 @@ func apiUser(t testing.TB, what string, r *resp) map[string]any {
 		t.Fatalf("%s: body keys %v, want [user]: %s", what, got, r.Raw)
 	}
 	u, _ := r.Body["user"].(map[string]any)
-	if got := apiKeys(u); !slices.Equal(got, []string{"created_at", "email", "id"}) {
-		t.Fatalf("%s: user keys %v, want [created_at email id]: %s", what, got, r.Raw)
+	if got := apiKeys(u); !slices.Equal(got, []string{"created_at", "email", "email_verified", "id"}) {
+		t.Fatalf("%s: user keys %v, want [created_at email email_verified id]: %s", what, got, r.Raw)
 	}
 	id, _ := u["id"].(string)
 	if n, err := strconv.ParseUint(id, 10, 64); err != nil || n == 0 {

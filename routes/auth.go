@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
 
 	"github.com/revocable/authserver/audit"
+	"github.com/revocable/authserver/mail"
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/passhash"
 	"github.com/revocable/authserver/strategy"
@@ -40,9 +42,13 @@ func (s *server) register(c *gin.Context) error {
 		return err
 	}
 	u, err := s.tokens.Register(s.ctx(c), email, hash)
+	if s.cfg.Accounts.RequireVerifiedEmail {
+		return s.registerPending(c, email, u, err)
+	}
 	if err != nil {
 		return err
 	}
+	s.queueVerification(s.ctx(c), u)
 	c.JSON(http.StatusCreated, gin.H{"user": userJSON(u)})
 	return nil
 }
@@ -87,6 +93,11 @@ func (s *server) login(c *gin.Context) error {
 	}
 	if err := s.checkAccountPassword(ctx, email, u, req.Password); err != nil {
 		return err
+	}
+	// Only after the right password: a wrong one stays 401 with the same
+	// work, so this answer tells nothing to who does not know it.
+	if s.cfg.Accounts.RequireVerifiedEmail && u.EmailVerifiedAt == nil {
+		return errEmailNotVerified
 	}
 	t, err := s.tokens.Login(ctx, u.ID, u.PasswordHash, s.device(c, req.DeviceName))
 	if err != nil {
@@ -305,5 +316,34 @@ func (s *server) logoutOthers(c *gin.Context) error {
 		return nil
 	}
 	s.writeTokens(c, http.StatusOK, t, mode)
+	return nil
+}
+
+// registerPending answers a registration under
+// accounts.require_verified_email: 201 with the same body, after the same
+// work, whether the address was free (the new account gets verify_email)
+// or already had an account (its owner gets email_taken instead), so that
+// sign-up does not tell who has an account. The account cannot log in
+// before its address is verified, so the answer carries no id.
+func (s *server) registerPending(c *gin.Context, email string, u *models.User, regErr error) error {
+	ctx := s.ctx(c)
+	switch {
+	case regErr == nil:
+		s.queueVerification(ctx, u)
+	case errors.Is(regErr, strategy.ErrEmailTaken):
+		err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+			return s.mail.Queue(ctx, tx, mail.Draft{Kind: mail.EmailTaken, To: email})
+		})
+		if err != nil {
+			return err
+		}
+		s.mail.Notify()
+	default:
+		return regErr
+	}
+	c.JSON(http.StatusCreated, gin.H{
+		"message": "account created: follow the link in the verification mail to log in",
+		"user":    gin.H{"email": email, "email_verified": false},
+	})
 	return nil
 }

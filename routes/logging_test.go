@@ -143,8 +143,8 @@ func testRequestID(t *testing.T, driver, format string) {
 	})
 
 	t.Run("into the lines of the request's background work", func(t *testing.T) {
-		// The LogMailer logs from the reset queue, after the answer,
-		// with the request's metadata.
+		// The log-only sender logs from the mail outbox's worker, after
+		// the answer, with the request's metadata.
 		cfg := config.Defaults()
 		cfg.Password.BcryptCost = 4
 		cfg.NoLimits()
@@ -168,7 +168,7 @@ func testRequestID(t *testing.T, driver, format string) {
 		}
 		found := false
 		for _, l := range strings.Split(buf.String(), "\n") {
-			if strings.Contains(l, "no mailer is configured") {
+			if strings.Contains(l, "no mail transport is configured") {
 				found = true
 				if !idInLine(l, id) {
 					t.Errorf("the mailer's line does not name the request: %s", l)
@@ -176,7 +176,7 @@ func testRequestID(t *testing.T, driver, format string) {
 			}
 		}
 		if !found {
-			t.Fatalf("the LogMailer logged nothing:\n%s", buf.String())
+			t.Fatalf("the log-only sender logged nothing:\n%s", buf.String())
 		}
 	})
 }

@@ -232,7 +232,7 @@ func TestMetricsScriptedRun(t *testing.T) {
 				{"cache misses moved", delta("authserver_cache_lookups_total", "result", "miss") > 0},
 				{"cache is trusted", after.value("authserver_cache_trusted") == 1},
 				{"outbox read", after.value("authserver_cache_outbox_reads_total", "result", "ok") > 0},
-				{"one reset mailed", delta("authserver_workq_jobs_total", "queue", "password_reset", "result", "done") == 1},
+				{"one reset mailed", delta("authserver_mail_messages_total", "kind", "password_reset", "result", "sent") == 1},
 				{"bcrypt slots", after.value("authserver_passhash_slots") >= 1},
 				{"two failures", delta("authserver_bruteforce_failures_total") == 2},
 				{"one lock", delta("authserver_bruteforce_locks_total") == 1},

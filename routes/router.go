@@ -21,11 +21,11 @@ import (
 	jsclient "github.com/revocable/authserver/clients/js"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/demo"
+	"github.com/revocable/authserver/mail"
 	"github.com/revocable/authserver/metrics"
 	"github.com/revocable/authserver/passhash"
 	"github.com/revocable/authserver/ratelimit"
 	"github.com/revocable/authserver/strategy"
-	"github.com/revocable/authserver/workq"
 )
 
 // Deps are what the router is built from.
@@ -33,8 +33,11 @@ type Deps struct {
 	Config *config.Config
 	Tokens *strategy.Service
 	Log    *slog.Logger
-	// Mailer delivers password-reset tokens; nil means LogMailer.
-	Mailer Mailer
+	// Mail is the mail outbox; required.
+	Mail *mail.Outbox
+	// MailEnabled says that mail really leaves (a transport or the
+	// application's Mailer): registrations then queue a verification.
+	MailEnabled bool
 	// Ready reports the state of what the server depends on, by name, for
 	// GET /readyz; nil means the database alone.
 	Ready func(ctx context.Context) Readiness
@@ -62,18 +65,18 @@ type server struct {
 	db     *gorm.DB
 	tokens *strategy.Service
 	log    *slog.Logger
-	mailer Mailer
-	ready  func(ctx context.Context) Readiness
-	now    func() time.Time
-	ids    *idSource
+	mail   *mail.Outbox
+	// mailEnabled: see Deps.MailEnabled.
+	mailEnabled bool
+	ready       func(ctx context.Context) Readiness
+	now         func() time.Time
+	ids         *idSource
 	// proxies are server.trusted_proxies, parsed.
 	proxies  *proxySet
 	limits   *ratelimit.Limiter
 	throttle *bruteforce.Throttle
 	hasher   *passhash.Hasher
 	metrics  *metrics.Metrics
-	// resets makes reset tokens and mails them off the request path.
-	resets *workq.Queue[resetJob]
 	// cookiePath is the refresh cookie's path: the auth routes of the
 	// mount point.
 	cookiePath string
@@ -99,19 +102,16 @@ type API struct {
 
 // New builds the HTTP layer.
 func New(d Deps) (*API, error) {
-	if d.Limits == nil || d.Throttle == nil || d.Hasher == nil {
-		return nil, errors.New("routes: the limiter, the brute-force throttle and the hasher are required")
+	if d.Limits == nil || d.Throttle == nil || d.Hasher == nil || d.Mail == nil {
+		return nil, errors.New("routes: the limiter, the brute-force throttle, the hasher and the mail outbox are required")
 	}
 	s := &server{
-		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mailer: d.Mailer, ready: d.Ready, now: d.Now,
+		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mail: d.Mail, mailEnabled: d.MailEnabled, ready: d.Ready, now: d.Now,
 		ids: newIDSource(), limits: d.Limits, throttle: d.Throttle, hasher: d.Hasher, metrics: d.Metrics,
 		client: jsclient.Load(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
-	}
-	if s.mailer == nil {
-		s.mailer = LogMailer{Log: s.log}
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -127,21 +127,10 @@ func New(d Deps) (*API, error) {
 	if s.openapi, err = apidoc.JSON(); err != nil {
 		return nil, err
 	}
-	if s.resets, err = workq.New(workq.Config{Name: "password-reset", Size: resetQueueSize, Workers: 2, Timeout: 30 * time.Second, Log: s.log}, s.runReset); err != nil {
-		return nil, err
-	}
+	s.mail.Handle(mail.PasswordReset, s.prepareReset)
+	s.mail.Handle(mail.VerifyEmail, s.prepareVerify)
 	return &API{s: s}, nil
 }
-
-// Close stops the background work of the API (the reset queue), waiting at
-// most until ctx ends for queued mails.
-func (a *API) Close(ctx context.Context) error { return a.s.resets.Close(ctx) }
-
-// WaitResets waits until the reset queue is empty (tests, shutdown).
-func (a *API) WaitResets(ctx context.Context) error { return a.s.resets.Wait(ctx) }
-
-// ResetQueueStats are the counters of the reset queue (metrics).
-func (a *API) ResetQueueStats() workq.Stats { return a.s.resets.Stats() }
 
 // Handler is the whole server: the API under /api/v1, the health checks,
 // one log line per request and recovery from panics.
@@ -218,6 +207,10 @@ func (s *server) routes(g *gin.RouterGroup) {
 	api.POST("/auth/password-reset", chain(s.limit("reset_per_ip"), s.handle(s.resetRequest))...)
 	// Confirming hashes the new password: the same per-IP budget.
 	api.POST("/auth/password-reset/confirm", chain(s.limit("reset_per_ip"), s.countRevocation(metrics.RevokePassword), s.handle(s.resetConfirm))...)
+	// Mailed-token routes share the reset budget per IP.
+	api.POST("/auth/verify-email", chain(s.limit("reset_per_ip"), s.handle(s.verifyEmail))...)
+	api.POST("/auth/verify-email/resend", chain(s.limit("reset_per_ip"), s.handle(s.verifyResend))...)
+	api.POST("/auth/email-change/confirm", chain(s.limit("reset_per_ip"), s.handle(s.confirmEmailChange))...)
 
 	verifyLimit := s.limit("verify_per_ip")
 	verify := chain(verifyLimit, s.verify)
@@ -232,6 +225,7 @@ func (s *server) routes(g *gin.RouterGroup) {
 	authed.GET("/me", s.handle(s.me))
 	authed.GET("/me/events", s.handle(s.myEvents))
 	authed.PUT("/me/password", chain(s.countRevocation(metrics.RevokePassword), s.handle(s.changePassword))...)
+	authed.PUT("/me/email", s.handle(s.changeEmail))
 	authed.DELETE("/me", chain(s.countRevocation(metrics.RevokeDeletion), s.handle(s.deleteMe))...)
 	authed.GET("/sessions", s.handle(s.listSessions))
 	authed.DELETE("/sessions/:id", chain(s.countRevocation(metrics.RevokeDevice), s.handle(s.revokeSession))...)

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/revocable/authserver/config"
+	"github.com/revocable/authserver/mail"
 	"github.com/revocable/authserver/strategy"
 )
 
@@ -53,6 +54,13 @@ configuration cannot work. It connects to nothing.`,
 			}
 			if err := printSecrets(out, cfg); err != nil {
 				return err
+			}
+			// A mail template that does not parse would stop start-up.
+			if _, err := mail.LoadTemplates(cfg.Mail.TemplatesDir); err != nil {
+				return err
+			}
+			for _, w := range cfg.MailWarnings() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
 			}
 			fmt.Fprintln(out, "the configuration is valid")
 			return nil
@@ -101,9 +109,9 @@ func maskValue(key string, v reflect.Value) string {
 		})
 	case "database.dsn":
 		return strconv.Quote(maskDSN(v.String()))
-	case "redis.url":
+	case "redis.url", "mail.webhook.url":
 		return strconv.Quote(maskURL(v.String()))
-	case "redis.sentinel.password", "redis.sentinel.sentinel_password":
+	case "redis.sentinel.password", "redis.sentinel.sentinel_password", "mail.smtp.password", "mail.webhook.secret":
 		if v.String() != "" {
 			return masked
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/revocable/authserver"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/demo"
+	"github.com/revocable/authserver/mail"
 	"github.com/revocable/authserver/strategy"
 )
 
@@ -141,9 +142,9 @@ func buildDemoStrategy(ctx context.Context, name, path string, secret []byte, lo
 	return srv.Handler(), func() { _ = srv.Stop() }, nil
 }
 
-// discardMailer drops reset tokens: the demo returns them in the API answer
-// (reset.expose_token), so the LogMailer's copy in the terminal would only
-// put a secret in a log for nothing.
+// discardMailer drops mail: the demo returns reset tokens in the API
+// answer (reset.expose_token), so the log-only sender's line in the
+// terminal would only be noise.
 type discardMailer struct{}
 
-func (discardMailer) SendPasswordReset(context.Context, string, string) error { return nil }
+func (discardMailer) Send(context.Context, *mail.Message) error { return nil }

@@ -42,5 +42,6 @@ func rootCmd() *cobra.Command {
 	root.AddCommand(compareCmd())
 	root.AddCommand(demoCmd())
 	root.AddCommand(userCmd(&configPath), sessionsCmd(&configPath), pruneCmd(&configPath), configCmd(&configPath), keysCmd(&configPath), devCmd(&configPath))
+	root.AddCommand(mailCmd(&configPath))
 	return root
 }
