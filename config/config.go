@@ -46,6 +46,14 @@ type Config struct {
 	Introspection Introspection `mapstructure:"introspection"`
 	CORS          CORS          `mapstructure:"cors"`
 	Demo          Demo          `mapstructure:"demo"`
+	MFA           MFA           `mapstructure:"mfa"`
+}
+
+// MFA is the second factor (TOTP and recovery codes).
+type MFA struct {
+	// EnrollRevokesOthers: confirming or removing a factor ends every
+	// other login of the account, as logout-others does.
+	EnrollRevokesOthers bool `mapstructure:"enroll_revokes_others"`
 }
 
 type Server struct {
@@ -220,6 +228,7 @@ func defaults() map[string]any {
 		"introspection.clients":          []string{},
 		"cors.allowed_origins":           []string{},
 		"demo.enabled":                   false,
+		"mfa.enroll_revokes_others":      true,
 	}
 }
 
@@ -572,5 +581,6 @@ func (c *Config) ServiceConfig(secret []byte, previous ...[]byte) strategy.Confi
 		Devices:                 strategy.Limit{Max: c.Devices.Max, EvictOldest: c.Devices.OnLimit == "evict_oldest"},
 		RefreshSupersedesAccess: c.JWT.RefreshSupersedesAccess,
 		AuditRetention:          c.Audit.Retention,
+		MFAEnrollRevokesOthers:  c.MFA.EnrollRevokesOthers,
 	}
 }

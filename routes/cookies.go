@@ -16,15 +16,24 @@ const (
 
 // writeTokens answers with the tokens and sets the refresh cookie.
 func (s *server) writeTokens(c *gin.Context, status int, t *strategy.Tokens) {
+	s.writeTokensWith(c, status, t, nil)
+}
+
+// writeTokensWith is writeTokens with more fields in the answer.
+func (s *server) writeTokensWith(c *gin.Context, status int, t *strategy.Tokens, extra gin.H) {
 	maxAge := int(t.RefreshExpiresAt.Sub(s.now()) / time.Second)
 	s.setRefreshCookie(c, t.RefreshToken, maxAge)
-	c.JSON(status, gin.H{
+	body := gin.H{
 		"access_token":       t.AccessToken,
 		"token_type":         "Bearer",
 		"expires_in":         t.ExpiresIn,
 		"refresh_token":      t.RefreshToken,
 		"refresh_expires_in": maxAge,
-	})
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	c.JSON(status, body)
 }
 
 func (s *server) setRefreshCookie(c *gin.Context, value string, maxAge int) {
