@@ -64,6 +64,35 @@ type Options struct {
 	Now func() time.Time
 }
 
+// newRedis is the client of the configured Redis: one server (redis.url)
+// or a replicated one under Sentinel (redis.sentinel.*), whose client asks
+// the sentinels for the master and follows a failover. Either way a dead
+// Redis must cost a request milliseconds (the limiter falls back to
+// memory, the feed to the outbox), not go-redis's default seconds of
+// dialing and retrying; and without ContextTimeoutEnabled go-redis ignores
+// context deadlines on the socket, so a hung Redis (CLIENT PAUSE) would
+// hold each publish for its ReadTimeout instead of the feed's short
+// deadline.
+func newRedis(rc config.Redis) (*redis.Client, error) {
+	const timeout = 250 * time.Millisecond
+	if sc := rc.Sentinel; sc.Master != "" {
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: sc.Master, SentinelAddrs: sc.Addrs, SentinelPassword: sc.SentinelPassword,
+			Username: sc.Username, Password: sc.Password, DB: sc.DB,
+			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
+			MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true,
+		}), nil
+	}
+	ro, err := redis.ParseURL(rc.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis.url: %w", err)
+	}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = timeout, timeout, timeout
+	ro.MaxRetries, ro.DialerRetries = -1, 1
+	ro.ContextTimeoutEnabled = true
+	return redis.NewClient(ro), nil
+}
+
 // Server is one assembled server. Run its background work with Run.
 type Server struct {
 	cfg     *config.Config
@@ -127,21 +156,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if cfg.Redis.URL != "" {
-		ro, err := redis.ParseURL(cfg.Redis.URL)
-		if err != nil {
-			return nil, fmt.Errorf("redis.url: %w", err)
+	if cfg.Redis.Enabled() {
+		var err error
+		if s.redis, err = newRedis(cfg.Redis); err != nil {
+			return nil, err
 		}
-		// A dead Redis must cost a request milliseconds (the limiter
-		// falls back to memory, the feed to the outbox), not go-redis's
-		// default seconds of dialing and retrying; and without
-		// ContextTimeoutEnabled go-redis ignores context deadlines on the
-		// socket, so a hung Redis (CLIENT PAUSE) would hold each publish
-		// for its ReadTimeout instead of the feed's short deadline.
-		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-		ro.MaxRetries, ro.DialerRetries = -1, 1
-		ro.ContextTimeoutEnabled = true
-		s.redis = redis.NewClient(ro)
 	}
 	sc := cfg.ServiceConfig(secret, previous...)
 	sc.Now, sc.Log = o.Now, log

@@ -159,7 +159,7 @@ func startNode(t testing.TB, name string, db database, cfg *config.Config) *node
 	if err := n.srv.Start(context.Background()); err != nil {
 		t.Fatalf("%s: first outbox read: %v", name, err)
 	}
-	if cfg.Redis.URL != "" {
+	if cfg.Redis.Enabled() {
 		n.awaitSubscribed(0)
 	}
 	return n

@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
@@ -14,12 +16,20 @@ import (
 
 // Timings of the Redis link.
 const (
-	// pingEvery is how often the subscription is pinged. go-redis's own
+	// pingEvery is how often the link publishes a heartbeat on a channel
+	// of its own and expects it back on its subscription. go-redis's own
 	// health check only writes its PING and never checks that the PONG
-	// came back, so a hung Redis (CLIENT PAUSE) would raise no error: the
-	// link keeps its own watermark of the last pong.
+	// came back, so a hung Redis (CLIENT PAUSE) would raise no error; and
+	// a PING answered on the subscription proves only that its own
+	// connection lives. Under Sentinel, go-redis does not move a live
+	// subscription after a failover: it would stay on the demoted master,
+	// answering pings while the messages, published on the new master,
+	// never reach it. The heartbeat goes where publishes go (the master
+	// the client knows now) and comes back only through a subscription
+	// that hears them, so the watermark catches both.
 	pingEvery = 500 * time.Millisecond
-	// deadAfter without a pong, the subscription is closed and made again.
+	// deadAfter without a heartbeat back, the subscription is closed and
+	// made again (on the master the client knows by then).
 	deadAfter = 3 * pingEvery
 	// publishTimeout bounds one PUBLISH.
 	publishTimeout = 250 * time.Millisecond
@@ -33,16 +43,24 @@ const (
 type redisLink struct {
 	rdb     *redis.Client
 	channel string
-	target  Target
-	log     *slog.Logger
-	queue   chan string
+	// echo is this link's own heartbeat channel: no other instance
+	// subscribes to it.
+	echo   string
+	target Target
+	log    *slog.Logger
+	queue  chan string
 
 	lastPong                                                      atomic.Int64
 	received, published, publishFailed, dropped, resubscribes, up atomic.Uint64
 }
 
 func newRedisLink(rdb *redis.Client, channel string, target Target, log *slog.Logger) *redisLink {
-	return &redisLink{rdb: rdb, channel: channel, target: target, log: log, queue: make(chan string, publishQueue)}
+	nonce := make([]byte, 8)
+	_, _ = rand.Read(nonce) // crypto/rand.Read never fails
+	return &redisLink{
+		rdb: rdb, channel: channel, echo: channel + ":echo:" + hex.EncodeToString(nonce),
+		target: target, log: log, queue: make(chan string, publishQueue),
+	}
 }
 
 func (l *redisLink) publish(uid uint64, rev int64) {
@@ -94,7 +112,7 @@ func (l *redisLink) publisher(ctx context.Context) {
 // Messages are read with Receive rather than Channel() so that every
 // reconnect is seen.
 func (l *redisLink) subscribe(ctx context.Context) {
-	ps := l.rdb.Subscribe(ctx, l.channel)
+	ps := l.rdb.Subscribe(ctx, l.channel, l.echo)
 	defer ps.Close()
 	defer l.up.Store(0)
 	lastPong := time.Now()
@@ -103,14 +121,15 @@ func (l *redisLink) subscribe(ctx context.Context) {
 	for ctx.Err() == nil {
 		if time.Since(lastPong) > deadAfter {
 			if l.up.Load() == 1 {
-				l.log.Warn("cache: Redis subscription answers no ping; reconnecting (the outbox keeps the cache exact meanwhile)")
+				l.log.Warn("cache: Redis subscription hears no heartbeat; reconnecting (the outbox keeps the cache exact meanwhile)")
 			}
 			return
 		}
 		if now := time.Now(); !now.Before(nextPing) {
 			n++
 			pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-			_ = ps.Ping(pctx, strconv.FormatUint(n, 10))
+			// A failed publish is a missing heartbeat: the watermark decides.
+			_ = l.rdb.Publish(pctx, l.echo, strconv.FormatUint(n, 10)).Err()
 			cancel()
 			nextPing = now.Add(pingEvery)
 		}
@@ -128,7 +147,7 @@ func (l *redisLink) subscribe(ctx context.Context) {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
+			if m.Kind == "subscribe" && m.Channel == l.channel {
 				l.resubscribes.Add(1)
 				l.target.Flush()
 				lastPong = time.Now()
@@ -137,11 +156,13 @@ func (l *redisLink) subscribe(ctx context.Context) {
 					l.log.Info("cache: subscribed to Redis invalidations; cache flushed")
 				}
 			}
-		case *redis.Pong:
-			lastPong = time.Now()
-			l.pong(lastPong)
-			l.up.Store(1)
 		case *redis.Message:
+			if m.Channel == l.echo {
+				lastPong = time.Now()
+				l.pong(lastPong)
+				l.up.Store(1)
+				continue
+			}
 			uid, rev, err := decode(m.Payload)
 			if err != nil {
 				l.log.Warn("cache: ignoring a malformed invalidation message", "err", err)

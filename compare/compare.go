@@ -1,5 +1,5 @@
 // Package compare measures, side by side, what every revocation strategy
-// guarantees and what it costs. It exists so that the README's comparison
+// guarantees and what it costs. It exists so that the comparison
 // table is produced by running the server rather than written by hand: the
 // `authserver compare` command prints it, and this package's test runs the
 // same comparison and fails when a strategy does not do what it claims.

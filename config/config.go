@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -128,7 +129,30 @@ type Redis struct {
 	// Prefix namespaces every key and channel, so that several
 	// deployments can share one Redis.
 	Prefix string `mapstructure:"prefix"`
+	// Sentinel, when its master is set, reaches a replicated Redis through
+	// Redis Sentinel instead of URL: the client asks the sentinels where
+	// the master is and follows a failover.
+	Sentinel Sentinel `mapstructure:"sentinel"`
 }
+
+// Sentinel is a Redis replicated under Redis Sentinel.
+type Sentinel struct {
+	// Master is the name the sentinels monitor the master under.
+	Master string `mapstructure:"master"`
+	// Addrs are the sentinels, host:port each; any one that answers will
+	// do, so list them all.
+	Addrs []string `mapstructure:"addrs"`
+	// Password (and Username, for ACLs) authenticate to the Redis nodes;
+	// SentinelPassword to the sentinels, when they require it.
+	Username         string `mapstructure:"username"`
+	Password         string `mapstructure:"password"`
+	SentinelPassword string `mapstructure:"sentinel_password"`
+	// DB is the database number on the nodes.
+	DB int `mapstructure:"db"`
+}
+
+// Enabled reports whether Redis is configured, by URL or through Sentinel.
+func (r Redis) Enabled() bool { return r.URL != "" || r.Sentinel.Master != "" }
 
 // RateLimit rules are "N/duration" strings; "0" or "" turns one off.
 type RateLimit struct {
@@ -194,7 +218,7 @@ func defaults() map[string]any {
 		"jwt.refresh_ttl":         "720h",
 		"jwt.refresh_reuse_grace": "10s",
 		// A refresh leaves the access token it replaced valid: several
-		// tabs of one browser share a login, see the README.
+		// tabs of one browser share a login, see docs/strategies.md.
 		"jwt.refresh_supersedes_access":  false,
 		"password.bcrypt_cost":           12,
 		"password.min_length":            8,
@@ -229,6 +253,14 @@ func defaults() map[string]any {
 		"cors.allowed_origins":           []string{},
 		"demo.enabled":                   false,
 		"mfa.enroll_revokes_others":      true,
+
+		// Redis under Sentinel (redis.sentinel.master set) instead of redis.url.
+		"redis.sentinel.master":            "",
+		"redis.sentinel.addrs":             []string{},
+		"redis.sentinel.username":          "",
+		"redis.sentinel.password":          "",
+		"redis.sentinel.sentinel_password": "",
+		"redis.sentinel.db":                0,
 	}
 }
 
@@ -294,7 +326,7 @@ func Load(path string) (*Config, error) {
 func (c *Config) normalize() {
 	for _, l := range []*[]string{
 		&c.Server.TrustedProxies, &c.Cookies.AllowedOrigins, &c.JWT.PreviousSecrets,
-		&c.Introspection.Clients, &c.CORS.AllowedOrigins,
+		&c.Introspection.Clients, &c.CORS.AllowedOrigins, &c.Redis.Sentinel.Addrs,
 	} {
 		*l = splitList(*l)
 	}
@@ -403,11 +435,36 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("introspection.clients[%d] must be id:secret with a secret of at least 16 bytes", i)
 		}
 	}
+	if err := c.Redis.validate(); err != nil {
+		return err
+	}
 	for key, list := range map[string][]string{"cors.allowed_origins": c.CORS.AllowedOrigins, "cookies.allowed_origins": c.Cookies.AllowedOrigins} {
 		for _, o := range list {
 			if !isOrigin(o) {
 				return fmt.Errorf("%s must list exact origins such as https://app.example.com (scheme and host, no path, no trailing slash), got %q", key, o)
 			}
+		}
+	}
+	return nil
+}
+
+func (r Redis) validate() error {
+	s := r.Sentinel
+	switch {
+	case s.Master == "" && len(s.Addrs) > 0:
+		return errors.New("redis.sentinel.addrs is set but redis.sentinel.master is empty: name the master the sentinels monitor")
+	case s.Master == "":
+		return nil
+	case r.URL != "":
+		return errors.New("redis.url and redis.sentinel.master are both set: use one (the URL for a single Redis, the sentinel settings for a replicated one)")
+	case len(s.Addrs) == 0:
+		return errors.New("redis.sentinel.master is set but redis.sentinel.addrs is empty: list the sentinels as host:port")
+	case s.DB < 0:
+		return fmt.Errorf("redis.sentinel.db must be 0 or more, got %d", s.DB)
+	}
+	for i, a := range s.Addrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			return fmt.Errorf("redis.sentinel.addrs[%d] must be host:port, got %q", i, a)
 		}
 	}
 	return nil

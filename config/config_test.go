@@ -273,6 +273,20 @@ func TestValidate(t *testing.T) {
 		{"cors null", func(c *config.Config) { c.CORS.AllowedOrigins = []string{"null"} }, []string{"cors.allowed_origins"}},
 		{"cookie origin without scheme", func(c *config.Config) { c.Cookies.AllowedOrigins = []string{"app.example.com"} }, []string{"cookies.allowed_origins"}},
 		{"cookie origin", func(c *config.Config) { c.Cookies.AllowedOrigins = []string{"http://localhost:3000"} }, nil},
+		{"sentinel", func(c *config.Config) {
+			c.Redis.Sentinel.Master, c.Redis.Sentinel.Addrs = "main", []string{"10.0.0.1:26379", "sentinel-2:26379"}
+		}, nil},
+		{"sentinel without addrs", func(c *config.Config) { c.Redis.Sentinel.Master = "main" }, []string{"redis.sentinel.addrs"}},
+		{"sentinel addrs without master", func(c *config.Config) { c.Redis.Sentinel.Addrs = []string{"127.0.0.1:26379"} }, []string{"redis.sentinel.master"}},
+		{"sentinel and url", func(c *config.Config) {
+			c.Redis.URL, c.Redis.Sentinel.Master, c.Redis.Sentinel.Addrs = "redis://127.0.0.1:6379/0", "main", []string{"127.0.0.1:26379"}
+		}, []string{"redis.url", "redis.sentinel.master"}},
+		{"sentinel addr without port", func(c *config.Config) {
+			c.Redis.Sentinel.Master, c.Redis.Sentinel.Addrs = "main", []string{"127.0.0.1"}
+		}, []string{"redis.sentinel.addrs[0]", "host:port"}},
+		{"sentinel negative db", func(c *config.Config) {
+			c.Redis.Sentinel.Master, c.Redis.Sentinel.Addrs, c.Redis.Sentinel.DB = "main", []string{"127.0.0.1:26379"}, -1
+		}, []string{"redis.sentinel.db"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -468,29 +482,30 @@ func TestShippedConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range config.Keys() {
-		section, name, nested := strings.Cut(key, ".")
-		if !nested {
-			name, section = section, ""
+		// redis.sentinel.addrs is "addrs:" indented twice, under
+		// "  sentinel:" under "redis:".
+		parts := strings.Split(key, ".")
+		for depth, section := range parts[:len(parts)-1] {
+			if !strings.Contains(string(raw), "\n"+strings.Repeat("  ", depth)+section+":\n") {
+				t.Errorf("config.yaml has no section %s", strings.Join(parts[:depth+1], "."))
+			}
 		}
-		if section != "" && !strings.Contains(string(raw), "\n"+section+":\n") {
-			t.Errorf("config.yaml has no section %s", section)
-		}
-		if !strings.Contains(string(raw), name+":") {
+		if !strings.Contains(string(raw), "\n"+strings.Repeat("  ", len(parts)-1)+parts[len(parts)-1]+":") {
 			t.Errorf("config.yaml does not list %s", key)
 		}
 	}
 }
 
-// TestReadmeDocumentsEverySetting: the README's settings table (section
-// "Operating") names every key.
-func TestReadmeDocumentsEverySetting(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "README.md"))
+// TestDocsListEverySetting: the settings table of docs/operating.md names
+// every key.
+func TestDocsListEverySetting(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "operating.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range config.Keys() {
 		if !strings.Contains(string(doc), "`"+k+"`") {
-			t.Errorf("README.md does not document %s", k)
+			t.Errorf("docs/operating.md does not document %s", k)
 		}
 	}
 }

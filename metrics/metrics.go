@@ -6,7 +6,7 @@
 // tests, the demo, an application embedding several) do not collide. The
 // metric names and label values are part of the operator's contract
 // (dashboards and alerts are written against them), so they are spelled
-// in one place, here, and the README (section "Operating") lists the same. And the
+// in one place, here, and docs/operating.md (section "Metrics") lists the same. And the
 // packages that keep counters of their own (cache, ratelimit, passhash,
 // workq, bruteforce) keep plain atomic counters and a Stats method; the
 // collectors here read those at scrape time, so none of them imports

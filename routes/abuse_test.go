@@ -795,7 +795,7 @@ var abRaceRuns = map[string]string{"sqlite": "multi_device", "mysql": "session_t
 // TestThousandLogins: with the default configuration (but bcrypt cost 4
 // and the rate limits off), 1,000 consecutive logins of one user, one
 // second apart and never logged out, all succeed under every strategy, and
-// what happens to the older logins is what the README says (section "Abuse protection"):
+// what happens to the older logins is what docs/abuse.md says:
 //
 //   - multi_device, session_table: at most strategy.MaxDevices (100) live
 //     logins; each login beyond it signs out the least recently seen one

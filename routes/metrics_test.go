@@ -261,13 +261,13 @@ func TestMetricsScriptedRun(t *testing.T) {
 		})
 
 		t.Run("every metric is documented", func(t *testing.T) {
-			doc, err := os.ReadFile("../README.md")
+			doc, err := os.ReadFile("../docs/operating.md")
 			if err != nil {
 				t.Fatal(err)
 			}
 			for name := range after.fams {
 				if strings.HasPrefix(name, "authserver_") && !strings.Contains(string(doc), "`"+name+"`") {
-					t.Errorf("%s is not in README.md", name)
+					t.Errorf("%s is not in docs/operating.md", name)
 				}
 			}
 		})

@@ -4,8 +4,9 @@ package routes_test
 // user logs out, logs out everywhere, changes or resets the password,
 // deletes the account, manages devices or refreshes. The scenarios, and the
 // outcome expected of every strategy, are the one table of package
-// scenario, which `authserver compare` runs too (and prints as the
-// README's table): this suite fails when a strategy's outcome differs from
+// scenario, which `authserver compare` runs too (and prints as the table
+// of docs/strategies.md, which scenario's TestStrategiesDocShowsTheTable
+// holds to it): this suite fails when a strategy's outcome differs from
 // the table, or from the capabilities the running server reports at
 // GET /api/v1/strategy.
 

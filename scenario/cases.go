@@ -37,7 +37,7 @@ func deviceLimit(policy string) func(*config.Config) {
 	}
 }
 
-// All returns the table, in the order of the README's rows. Each call
+// All returns the table, in the order of the rows of docs/strategies.md. Each call
 // builds it afresh, so that a caller may keep and change its copy.
 func All() []Case {
 	return []Case{

@@ -12,7 +12,7 @@
 //     reports;
 //   - `authserver compare` runs every case over loopback HTTP and prints
 //     the guarantee matrix (pass / FAIL / n/a) from the outcomes, which is
-//     the table in the README; it exits non-zero on the same
+//     the table in docs/strategies.md; it exits non-zero on the same
 //     disagreements.
 //
 // A case does not assume its outcome: it observes it. It drives the

@@ -48,8 +48,8 @@ func TestUserKey(t *testing.T) {
 	}
 }
 
-// TestCapabilities pins each strategy's capabilities, as the README's
-// strategy table states them. They are derived from the interfaces a
+// TestCapabilities pins each strategy's capabilities, as the strategy table
+// of docs/strategies.md states them. They are derived from the interfaces a
 // strategy implements, so a method added or removed by accident shows here.
 func TestCapabilities(t *testing.T) {
 	all := Capabilities{true, true, true, true, true, true, true, true, false}

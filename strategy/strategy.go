@@ -1,6 +1,6 @@
 // Package strategy issues and verifies access tokens and takes them back.
 //
-// A Strategy is one way of revoking JWTs (see the README for the trade-offs).
+// A Strategy is one way of revoking JWTs (see docs/strategies.md for the trade-offs).
 // The Service wraps the chosen Strategy with what every strategy shares: the
 // pinned JWT parser, the per-user signing key, the login transaction and the
 // rotating refresh tokens. Optional abilities (logging out one device, all
@@ -259,7 +259,7 @@ func (o Options) limit() Limit {
 const touchEvery = time.Minute
 
 // constructors maps each strategy name to its constructor, in the order the
-// README and compare list them.
+// docs and compare list them.
 var constructors = []struct {
 	name string
 	make func(Options) Strategy

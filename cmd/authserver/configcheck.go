@@ -34,7 +34,7 @@ func configCmd(configPath *string) *cobra.Command {
 AUTH_* variables over the defaults), validates it, and prints every setting's
 effective value. Secrets are masked: jwt.secret and jwt.previous_secrets (by
 their key ids), the secrets of introspection.clients, and the passwords in
-database.dsn and redis.url. It exits non-zero, saying what is wrong, when the
+database.dsn and redis.url, and the Redis Sentinel passwords. It exits non-zero, saying what is wrong, when the
 configuration cannot work. It connects to nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -103,6 +103,11 @@ func maskValue(key string, v reflect.Value) string {
 		return strconv.Quote(maskDSN(v.String()))
 	case "redis.url":
 		return strconv.Quote(maskURL(v.String()))
+	case "redis.sentinel.password", "redis.sentinel.sentinel_password":
+		if v.String() != "" {
+			return masked
+		}
+		return `""`
 	}
 	return printValue(v)
 }

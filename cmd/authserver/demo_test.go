@@ -231,7 +231,7 @@ const readGrid = `(() => {
 // browserWalkthrough is the scenario of the issue: create the account,
 // sign in two devices, log one out, change the password from the other,
 // and check the grid after each step against what each strategy
-// guarantees (README, "Choosing a strategy").
+// guarantees (docs/strategies.md, "Choosing a strategy").
 func browserWalkthrough(t *testing.T, base string) {
 	exe := os.Getenv("DEMO_CHROMIUM")
 	if exe == "" {

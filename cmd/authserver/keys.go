@@ -19,8 +19,8 @@ func keysCmd(configPath *string) *cobra.Command {
 		Long: `Access tokens carry a kid header naming the server secret they were signed
 under (a truncated hash of it, which reveals nothing). The active secret
 signs; previous secrets only verify, so that tokens signed before a rotation
-keep working until they expire. See the README, "Rotating the server
-secret".`,
+keep working until they expire. See docs/operating.md, "Rotating the
+server secret".`,
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",

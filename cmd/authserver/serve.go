@@ -76,7 +76,7 @@ func serve(ctx context.Context, configPath string) error {
 	}
 	go func() { errc <- hs.ListenAndServe() }()
 	log.Info("authserver listening", "addr", cfg.Server.Addr, "strategy", cfg.Strategy, "database", cfg.Database.Driver,
-		"cache", cfg.Cache.Enabled, "redis", cfg.Redis.URL != "")
+		"cache", cfg.Cache.Enabled, "redis", cfg.Redis.Enabled())
 	lw.Flush()
 	select {
 	case err := <-errc:

@@ -343,15 +343,16 @@ func TestEmbeddedNamingStrategy(t *testing.T) {
 	}
 }
 
-// TestReadmeQuotesTheExample: the README's embedding section quotes
-// newApp word for word, so that the Go it shows compiles and is tested.
-func TestReadmeQuotesTheExample(t *testing.T) {
+// TestDocsQuoteTheExample: docs/integrating.md ("Embedding in a Go
+// application") quotes newApp word for word, so that the Go it shows
+// compiles and is tested.
+func TestDocsQuoteTheExample(t *testing.T) {
 	src, err := os.ReadFile("main.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	quoted := 0
-	for _, doc := range []string{"../../README.md"} {
+	for _, doc := range []string{"../../docs/integrating.md"} {
 		b, err := os.ReadFile(doc)
 		if err != nil {
 			t.Fatal(err)
@@ -368,6 +369,6 @@ func TestReadmeQuotesTheExample(t *testing.T) {
 		}
 	}
 	if quoted == 0 {
-		t.Errorf("README.md does not quote newApp of examples/embedded/main.go")
+		t.Errorf("docs/integrating.md does not quote newApp of examples/embedded/main.go")
 	}
 }

@@ -28,6 +28,11 @@ type Server struct {
 	tb   testing.TB
 	bin  string
 	Addr string
+	// args are added to every start (a replica's --replicaof).
+	args []string
+	// conf, when set, is a sentinel's configuration file: the server runs
+	// as a sentinel, on the port the file names.
+	conf string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -37,6 +42,15 @@ type Server struct {
 // stops it when the test ends. Without a redis-server binary it skips the
 // test, saying "Redis tests skipped" so that CI can refuse the skip.
 func Start(tb testing.TB) *Server {
+	tb.Helper()
+	s := &Server{tb: tb, bin: binary(tb), Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(tb)))}
+	s.Restart()
+	tb.Cleanup(s.Kill)
+	return s
+}
+
+// binary is the redis-server to run; without one the test is skipped.
+func binary(tb testing.TB) string {
 	tb.Helper()
 	bin := os.Getenv(EnvServer)
 	if bin == "" {
@@ -49,10 +63,7 @@ func Start(tb testing.TB) *Server {
 	if bin == "" {
 		tb.Skipf("Redis tests skipped: no redis-server in PATH (set %s)", EnvServer)
 	}
-	s := &Server{tb: tb, bin: bin, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(tb)))}
-	s.Restart()
-	tb.Cleanup(s.Kill)
-	return s
+	return bin
 }
 
 func freePort(tb testing.TB) int {
@@ -101,8 +112,11 @@ func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Kill()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	cmd := exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no")
+	cmd := exec.Command(s.bin, append([]string{"--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "no"}, s.args...)...)
+	if s.conf != "" {
+		cmd = exec.Command(s.bin, s.conf, "--sentinel")
+	}
 	if err := cmd.Start(); err != nil {
 		s.tb.Fatalf("start redis-server: %v", err)
 	}
@@ -147,4 +161,22 @@ func (s *Server) Do(args ...any) error {
 		return fmt.Errorf("redis %v: %w", args, err)
 	}
 	return nil
+}
+
+// Role is the server's replication role as ROLE names it: master, slave
+// or sentinel.
+func (s *Server) Role() (string, error) {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	role, err := c.Do(ctx, "ROLE").Slice()
+	if err != nil {
+		return "", fmt.Errorf("redis ROLE: %w", err)
+	}
+	if len(role) == 0 {
+		return "", errors.New("redis ROLE: empty answer")
+	}
+	r, _ := role[0].(string)
+	return r, nil
 }
