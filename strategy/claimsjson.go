@@ -169,6 +169,9 @@ func (d *claimsDecoder) str() (string, error) {
 			raw := d.b[start:d.i]
 			d.i++
 			if !escaped {
+				if s, ok := internedClaim(raw); ok {
+					return s, nil
+				}
 				return string(raw), nil
 			}
 			var s string
@@ -386,7 +389,7 @@ func (d *claimsDecoder) strings() ([]string, error) {
 	}
 	start := d.i
 	if d.eat('[') {
-		out := []string{} // an empty array gives an empty slice, as in encoding/json
+		out := make([]string, 0, 2) // an empty array gives an empty slice, as in encoding/json
 		for {
 			d.ws()
 			if d.eat(']') {
@@ -419,4 +422,23 @@ func (d *claimsDecoder) strings() ([]string, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// internedClaim returns the values of aal and amr without allocating:
+// every token carries them, and the verification path is the hottest of
+// the server. (The switch on string(b) does not allocate.)
+func internedClaim(b []byte) (string, bool) {
+	switch string(b) {
+	case AAL1:
+		return AAL1, true
+	case AAL2:
+		return AAL2, true
+	case AMRPassword:
+		return AMRPassword, true
+	case AMROTP:
+		return AMROTP, true
+	case AMRRecovery:
+		return AMRRecovery, true
+	}
+	return "", false
 }

@@ -66,7 +66,8 @@ func TestClaimsJSONStricter(t *testing.T) {
 }
 
 func BenchmarkClaimsJSON(b *testing.B) {
-	raw := []byte(claimsSeeds[0])
+	// Our tokens' claims, with the assurance every token carries.
+	raw := []byte(claimsSeeds[0][:len(claimsSeeds[0])-1] + `,"aal":"aal2","amr":["pwd","otp"]}`)
 	b.Run("fast", func(b *testing.B) {
 		for b.Loop() {
 			var c Claims
