@@ -511,3 +511,29 @@ func TestMFAEnrollKeepsOthers(t *testing.T) {
 	e.wantVerify("another login, with enroll_revokes_others off", b.access, http.StatusOK)
 	e.wantAssurance("another login", b.access, "aal1", "pwd")
 }
+
+// TestMFAAudit: enrolling, confirming, a failed code, a recovery code
+// and a removal each leave their audit event, visible to the owner.
+func TestMFAAudit(t *testing.T) {
+	e := newEnv(t, "sqlite", "session_table")
+	mail := email(1)
+	s, secret, codes, id := e.mfaUser(mail)
+	e.nextStep()
+	apiWantErr(t, "a wrong code", e.mfaVerify(e.mfaLogin(mail), map[string]string{"code": "000000"}), 401, "invalid_mfa_code")
+	if r := e.mfaVerify(e.mfaLogin(mail), map[string]string{"recovery_code": codes[0]}); r.Code != http.StatusOK {
+		t.Fatalf("recovery code: %d %s", r.Code, r.Raw)
+	}
+	e.do(http.StatusNoContent, req{method: "DELETE", path: "/api/v1/me/mfa/totp/" + id, token: s.access, body: map[string]string{"code": totpCode(t, secret, e.clock.Now())}})
+	got := map[string]string{}
+	for _, ev := range e.events(s.access, "?limit=100") {
+		got[ev.Action] = ev.Result
+	}
+	for action, result := range map[string]string{
+		"mfa_enrolled": "success", "mfa_confirmed": "success", "mfa_challenged": "success", "mfa_failed": "failure",
+		"mfa_recovery_code_used": "success", "mfa_removed": "success",
+	} {
+		if got[action] != result {
+			t.Errorf("audit: %s is %q, want %q (events %v)", action, got[action], result, got)
+		}
+	}
+}
