@@ -537,3 +537,28 @@ func TestMFAAudit(t *testing.T) {
 		}
 	}
 }
+
+// TestMFAMetrics: the second steps are counted by result, and a confirm
+// counts as an mfa revocation.
+func TestMFAMetrics(t *testing.T) {
+	e := newEnv(t, "sqlite", "session_table", withMetrics)
+	ts := metricsServer(t, e)
+	before := scrapeMetrics(t, ts)
+	mail := email(1)
+	_, secret, _, _ := e.mfaUser(mail)
+	e.nextStep()
+	apiWantErr(t, "a wrong code", e.mfaVerify(e.mfaLogin(mail), map[string]string{"code": "000000"}), 401, "invalid_mfa_code")
+	apiWantErr(t, "an unknown mfa_token", e.mfaVerify("mfa_x", map[string]string{"code": "000000"}), 401, "invalid_mfa_token")
+	if r := e.mfaVerify(e.mfaLogin(mail), map[string]string{"code": totpCode(t, secret, e.clock.Now())}); r.Code != http.StatusOK {
+		t.Fatalf("mfa verify: %d %s", r.Code, r.Raw)
+	}
+	after := scrapeMetrics(t, ts)
+	for result, want := range map[string]float64{"ok": 1, "invalid_code": 1, "invalid_token": 1, "rate_limited": 0, "error": 0} {
+		if got := after.value("authserver_mfa_verifications_total", "result", result) - before.value("authserver_mfa_verifications_total", "result", result); got != want {
+			t.Errorf("mfa %s: moved by %v, want %v", result, got, want)
+		}
+	}
+	if got := after.value("authserver_revocations_total", "kind", "mfa") - before.value("authserver_revocations_total", "kind", "mfa"); got != 1 {
+		t.Errorf("revocations of kind mfa: moved by %v, want 1 (the confirm)", got)
+	}
+}
