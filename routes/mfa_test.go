@@ -470,8 +470,8 @@ func TestMFAConcurrent(t *testing.T) {
 		together(n, func(i int) {
 			statuses[i] = e.send(req{method: "POST", path: "/api/v1/me/mfa/totp/" + id + "/confirm", token: s.access, body: map[string]string{"code": code}}).Code
 		})
-		if ok := countStatus(statuses, http.StatusOK); ok != 1 {
-			t.Fatalf("concurrent confirms: %d succeeded (%v), want 1", ok, statuses)
+		if ok, lost := countStatus(statuses, http.StatusOK), countStatus(statuses, http.StatusConflict); ok != 1 || lost != n-1 {
+			t.Fatalf("concurrent confirms: %v, want one 200 and 409 mfa_already_confirmed for the others", statuses)
 		}
 
 		e.nextStep()
@@ -483,8 +483,8 @@ func TestMFAConcurrent(t *testing.T) {
 		together(n, func(i int) {
 			statuses[i] = e.mfaVerify(tokens[i], map[string]string{"code": code}).Code
 		})
-		if ok := countStatus(statuses, http.StatusOK); ok != 1 {
-			t.Fatalf("concurrent uses of one code: %d succeeded (%v), want 1", ok, statuses)
+		if ok, lost := countStatus(statuses, http.StatusOK), countStatus(statuses, http.StatusUnauthorized); ok != 1 || lost != n-1 {
+			t.Fatalf("concurrent uses of one code: %v, want one 200 and 401 invalid_mfa_code for the others", statuses)
 		}
 	})
 }
