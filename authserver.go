@@ -262,7 +262,19 @@ func (s *Server) openDB(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	return models.Migrate(ctx, s.db)
+	rep, err := models.MigrateWithReport(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	if rep.EmailsCanonicalized > 0 {
+		s.log.Info("rewrote stored emails to their canonical form", "accounts", rep.EmailsCanonicalized)
+	}
+	if len(rep.EmailConflicts) > 0 || len(rep.EmailsInvalid) > 0 {
+		// Ids only: an email is personal data and has no place in a log.
+		s.log.Warn("accounts left with a non-canonical email: they cannot log in or reset by email until an operator resolves them (docs/security.md)",
+			"conflicting_user_ids", rep.EmailConflicts, "invalid_user_ids", rep.EmailsInvalid)
+	}
+	return nil
 }
 
 // Handler is the standalone HTTP handler: the API under /api/v1 and the
@@ -427,7 +439,8 @@ func (s *Server) Prune(ctx context.Context) (int64, error) {
 }
 
 // Ready reports what the server depends on, by name: the database, Redis
-// when configured, and the verification cache. The server is ready when
+// when configured, and the verification cache (whether it is trusted, and
+// its Redis subscription), as states and never as counts. The server is ready when
 // the database answers; Redis being down slows propagation between
 // instances (the outbox still bounds it) and is reported, not fatal.
 func (s *Server) Ready(ctx context.Context) routes.Readiness {
@@ -453,19 +466,12 @@ func (s *Server) Ready(ctx context.Context) routes.Readiness {
 		}
 	}
 	if s.cache != nil {
-		st := s.cache.Stats()
-		h := s.feed.Health()
-		c := map[string]any{
-			"trusted": st.Trusted, "entries": st.Entries,
-			"hits": st.Hits, "misses": st.Misses, "bypasses": st.Bypasses, "refused_fills": st.Refused,
-			"outbox_reads": h.Reads, "outbox_read_failures": h.Failures,
-		}
-		if !h.LastRead.IsZero() {
-			c["outbox_read_age_ms"] = time.Since(h.LastRead).Milliseconds()
-		}
-		if h.Redis != nil {
+		// States only. The counts (entries, hits, misses, outbox reads)
+		// roughly track how many users are active: they are served on the
+		// metrics listener (authserver_cache_*), not on the public one.
+		c := map[string]any{"trusted": s.cache.Stats().Trusted}
+		if h := s.feed.Health(); h.Redis != nil {
 			c["redis_subscription"] = map[bool]string{true: "up", false: "down"}[h.Redis.Up]
-			c["redis_received"], c["redis_published"] = h.Redis.Received, h.Redis.Published
 		}
 		r.Components["cache"] = c
 	} else {

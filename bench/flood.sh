@@ -32,19 +32,20 @@ done
 need_wrk
 
 port=$(free_port)
+mport=$(free_port)
 base="http://127.0.0.1:$port/api/v1"
 
 AUTH_DATABASE_DSN="$work/flood.db" AUTH_SERVER_ADDR="127.0.0.1:$port" \
 AUTH_JWT_SECRET=flood-secret-flood-secret-flood-secret-0123 AUTH_COOKIES_SECURE=false \
 AUTH_RATELIMIT_LOGIN_PER_IP=0 AUTH_RATELIMIT_REGISTER_PER_IP=0 AUTH_RATELIMIT_RESET_PER_IP=0 \
 AUTH_RATELIMIT_RESET_PER_ACCOUNT=0 AUTH_RATELIMIT_REFRESH_PER_IP=0 AUTH_RATELIMIT_VERIFY_PER_IP=0 \
-AUTH_BRUTEFORCE_MAX_FAILURES=0 \
+AUTH_BRUTEFORCE_MAX_FAILURES=0 AUTH_METRICS_ADDR="127.0.0.1:$mport" \
   "$work/authserver" serve 2>"$work/server.log" &
 pids+=($!)
 wait_up "http://127.0.0.1:$port/readyz"
 
-curl -fs -X POST "$base/auth/register" -d '{"email":"flood@example.com","password":"the flood password"}' >/dev/null
-token=$(curl -fs -X POST "$base/auth/login" -d '{"email":"flood@example.com","password":"the flood password","device_name":"wrk"}' |
+curl -fs "$base/auth/register" --json '{"email":"flood@example.com","password":"the flood password"}' >/dev/null
+token=$(curl -fs "$base/auth/login" --json '{"email":"flood@example.com","password":"the flood password","device_name":"wrk"}' |
   sed -E 's/.*"access_token":"([^"]*)".*/\1/')
 
 # verify NAME: runs wrk on verify for $duration seconds; prints "req/s p99_us".
@@ -97,4 +98,5 @@ echo "p99 under the flood: ${p99_ratio}× quiet (target ≤ 5×: $(verdict "$p99
 echo "flood: $(awk '/Requests\/sec/ {print $2}' "$work/wrk-flood.txt") logins/s; $(grep 'flood answers' "$work/wrk-flood.txt")"
 # Whether verification stayed on the cache throughout (bypasses: the cache
 # was not trusted, so verify read the database).
-echo "verification cache: $(curl -fs "http://127.0.0.1:$port/readyz" | sed -E 's/.*"cache":\{([^}]*)\}.*/\1/')"
+# The counts are on the metrics listener (/readyz tells states only).
+echo "verification cache: $(curl -fs "http://127.0.0.1:$mport/metrics" | grep -E '^authserver_cache_(lookups_total|trusted)' | tr '\n' ' ')"

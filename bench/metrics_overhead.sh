@@ -33,9 +33,9 @@ start() {
   pids+=("$!")
   local base="http://127.0.0.1:$port/api/v1"
   wait_up "http://127.0.0.1:$port/readyz"
-  curl -fs -X POST "$base/auth/register" -d '{"email":"bench@example.com","password":"bench password"}' >/dev/null
+  curl -fs "$base/auth/register" --json '{"email":"bench@example.com","password":"bench password"}' >/dev/null
   local token
-  token=$(curl -fs -X POST "$base/auth/login" -d '{"email":"bench@example.com","password":"bench password"}' |
+  token=$(curl -fs "$base/auth/login" --json '{"email":"bench@example.com","password":"bench password"}' |
     sed -E 's/.*"access_token":"([^"]*)".*/\1/')
   echo "$port $token" >"$work/$name.info"
 }

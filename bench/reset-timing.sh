@@ -34,7 +34,7 @@ AUTH_RATELIMIT_RESET_PER_IP=0 AUTH_RATELIMIT_RESET_PER_ACCOUNT=0 \
   "$work/authserver" serve 2>"$work/server.log" &
 pids+=($!)
 wait_up "http://127.0.0.1:$port/readyz"
-curl -fs -X POST "$base/auth/register" -d '{"email":"known@example.com","password":"a password of the known"}' >/dev/null
+curl -fs "$base/auth/register" --json '{"email":"known@example.com","password":"a password of the known"}' >/dev/null
 
 echo "# $(nproc) cores, $(go env GOVERSION), $(date -u +%F)" >&2
 "$work/resettiming" -api "$base" -known ${KNOWN:-known@example.com} -unknown unknown@example.com -n "$n" -gap "$gap"

@@ -96,9 +96,9 @@ server() {
   local pid=$!; pids+=("$pid")
   local base="http://127.0.0.1:$port/api/v1"
   wait_up "http://127.0.0.1:$port/readyz"
-  curl -fs -X POST "$base/auth/register" -d '{"email":"bench@example.com","password":"bench password"}' >/dev/null
+  curl -fs "$base/auth/register" --json '{"email":"bench@example.com","password":"bench password"}' >/dev/null
   local token
-  token=$(curl -fs -X POST "$base/auth/login" -d '{"email":"bench@example.com","password":"bench password","device_name":"wrk"}' |
+  token=$(curl -fs "$base/auth/login" --json '{"email":"bench@example.com","password":"bench password","device_name":"wrk"}' |
     sed -E 's/.*"access_token":"([^"]*)".*/\1/')
   local s y ratios="" srps="" yrps=""
   for _ in $(seq 1 "$rounds"); do

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -64,6 +65,9 @@ type Server struct {
 	// does not collect garbage; 0 leaves the Go runtime's default (see
 	// internal/heapfloor).
 	HeapFloorMiB int `mapstructure:"heap_floor_mib"`
+	// BodyTimeout bounds the reading of a request body, on every route
+	// and only on requests that have one (see routes: bodyDeadline).
+	BodyTimeout time.Duration `mapstructure:"body_timeout"`
 }
 
 type Database struct {
@@ -187,6 +191,10 @@ type Introspection struct {
 	// Clients are "id:secret" pairs allowed to call the introspection
 	// endpoint with HTTP Basic authentication.
 	Clients []string `mapstructure:"clients"`
+	// RefreshTokenClients are the ids, among Clients, that may learn
+	// that a refresh token is active; to every other client a refresh
+	// token is {"active": false}, so that it cannot pass as a bearer.
+	RefreshTokenClients []string `mapstructure:"refresh_token_clients"`
 }
 
 type CORS struct {
@@ -204,6 +212,7 @@ func defaults() map[string]any {
 		"server.addr":             "127.0.0.1:8080",
 		"server.trusted_proxies":  []string{},
 		"server.heap_floor_mib":   64,
+		"server.body_timeout":     "15s",
 		"database.driver":         "sqlite",
 		"database.dsn":            "data/authserver.db",
 		"database.prune_interval": "10m",
@@ -253,6 +262,8 @@ func defaults() map[string]any {
 		"cors.allowed_origins":           []string{},
 		"demo.enabled":                   false,
 		"mfa.enroll_revokes_others":      true,
+
+		"introspection.refresh_token_clients": []string{},
 
 		// Redis under Sentinel (redis.sentinel.master set) instead of redis.url.
 		"redis.sentinel.master":            "",
@@ -327,6 +338,7 @@ func (c *Config) normalize() {
 	for _, l := range []*[]string{
 		&c.Server.TrustedProxies, &c.Cookies.AllowedOrigins, &c.JWT.PreviousSecrets,
 		&c.Introspection.Clients, &c.CORS.AllowedOrigins, &c.Redis.Sentinel.Addrs,
+		&c.Introspection.RefreshTokenClients,
 	} {
 		*l = splitList(*l)
 	}
@@ -353,6 +365,9 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(models.Drivers, c.Database.Driver) {
 		return fmt.Errorf("unknown database.driver %q: valid drivers are %s", c.Database.Driver, strings.Join(models.Drivers, ", "))
+	}
+	if c.Server.BodyTimeout <= 0 || c.Server.BodyTimeout > 10*time.Minute {
+		return fmt.Errorf("server.body_timeout must be above 0 and at most 10m, got %s", c.Server.BodyTimeout)
 	}
 	if c.Server.HeapFloorMiB < 0 || c.Server.HeapFloorMiB > 1<<20 {
 		return fmt.Errorf("server.heap_floor_mib must be between 0 and 1048576, got %d", c.Server.HeapFloorMiB)
@@ -433,6 +448,11 @@ func (c *Config) Validate() error {
 		id, secret, ok := strings.Cut(cl, ":")
 		if !ok || id == "" || len(secret) < 16 {
 			return fmt.Errorf("introspection.clients[%d] must be id:secret with a secret of at least 16 bytes", i)
+		}
+	}
+	for _, id := range c.Introspection.RefreshTokenClients {
+		if !slices.ContainsFunc(c.Introspection.Clients, func(cl string) bool { return strings.HasPrefix(cl, id+":") }) {
+			return fmt.Errorf("introspection.refresh_token_clients names %q, which is not a client id of introspection.clients", id)
 		}
 	}
 	if err := c.Redis.validate(); err != nil {
@@ -543,6 +563,9 @@ func (c *Config) Secrets(log *slog.Logger) (active []byte, previous [][]byte, er
 	secrets, err := readSecretFile(path)
 	switch {
 	case err == nil:
+		if err := CheckSecretFileMode(path); err != nil {
+			return nil, nil, err
+		}
 		return secrets[0], append(secrets[1:], previous...), nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, nil, err
@@ -569,10 +592,84 @@ func RotateSecretFile(path string, keep int) (int, error) {
 		keep = 0
 	}
 	old = old[:min(len(old), keep)]
-	if err := writeSecretFile(path, append([][]byte{newSecret()}, old...), os.O_TRUNC); err != nil {
+	if err := replaceSecretFile(path, append([][]byte{newSecret()}, old...)); err != nil {
 		return 0, err
 	}
 	return len(old), nil
+}
+
+// ErrSecretFileExposed marks a secret file that others than its owner may
+// read: anyone who can read it can sign access tokens for every account.
+var ErrSecretFileExposed = errors.New("the secret file is readable by group or others")
+
+// CheckSecretFileMode refuses a secret file whose mode lets the group or
+// others read or write it (mode & 0o077), as ssh does with a private key:
+// the server refuses to start with it, and `config check` warns. The file
+// the server generates is 0600; a copy made by hand or a deployment tool
+// often is not. The mode of the file a symlink points to is what counts.
+func CheckSecretFileMode(path string) error {
+	if runtime.GOOS == "windows" {
+		// No POSIX modes to check.
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("secret file: %w", err)
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Errorf("jwt.secret_file %s has mode %04o: %w; make it readable by the server's user only (chmod 600 %s)", path, m, ErrSecretFileExposed, path)
+	}
+	return nil
+}
+
+// replaceSecretFile replaces the secret file with one holding secrets,
+// atomically: a temporary file in the same directory (mode 0600), synced,
+// then renamed over the old one. A crash or a full disk midway leaves the
+// old file whole, never an empty or half-written one (which O_TRUNC in
+// place did), and a server starting meanwhile reads the old or the new
+// secrets, never a mix.
+func replaceSecretFile(path string, secrets [][]byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create secret directory: %w", err)
+	}
+	// CreateTemp makes the file with mode 0600.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create secret file: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("create secret file: %w", err)
+	}
+	var b strings.Builder
+	for _, s := range secrets {
+		b.WriteString(base64.RawURLEncoding.EncodeToString(s) + "\n")
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		return fmt.Errorf("write secret file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write secret file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write secret file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replace secret file: %w", err)
+	}
+	// The rename itself is durable once the directory is synced.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
 }
 
 // readSecretFile reads the secrets of a secret file, the active one

@@ -255,6 +255,16 @@ func TestValidate(t *testing.T) {
 		{"empty dsn", func(c *config.Config) { c.Database.DSN = "" }, []string{"database.dsn"}},
 		{"negative heap floor", func(c *config.Config) { c.Server.HeapFloorMiB = -1 }, []string{"server.heap_floor_mib"}},
 		{"heap floor off", func(c *config.Config) { c.Server.HeapFloorMiB = 0 }, nil},
+		{"zero body timeout", func(c *config.Config) { c.Server.BodyTimeout = 0 }, []string{"server.body_timeout"}},
+		{"body timeout of an hour", func(c *config.Config) { c.Server.BodyTimeout = time.Hour }, []string{"server.body_timeout"}},
+		{"refresh token client not a client", func(c *config.Config) {
+			c.Introspection.Clients = []string{"rs:0123456789abcdef"}
+			c.Introspection.RefreshTokenClients = []string{"r"}
+		}, []string{"introspection.refresh_token_clients", `"r"`}},
+		{"refresh token client", func(c *config.Config) {
+			c.Introspection.Clients = []string{"rs:0123456789abcdef"}
+			c.Introspection.RefreshTokenClients = []string{"rs"}
+		}, nil},
 		{"min length 0", func(c *config.Config) { c.Password.MinLength = 0 }, []string{"min_length"}},
 		{"min length 73", func(c *config.Config) { c.Password.MinLength = 73 }, []string{"min_length"}},
 		{"zero access ttl", func(c *config.Config) { c.JWT.AccessTTL = 0 }, []string{"jwt.access_ttl"}},

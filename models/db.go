@@ -163,12 +163,11 @@ func sqliteDSN(dsn string) (path, full string, err error) {
 	return path, base + "?" + q.Encode(), nil
 }
 
-// Migrate creates or updates the schema.
+// Migrate creates or updates the schema, and brings existing rows to it
+// (see MigrateWithReport for what it tells about them).
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	if err := db.WithContext(ctx).AutoMigrate(All()...); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
+	_, err := MigrateWithReport(ctx, db)
+	return err
 }
 
 // Ping reports whether the database answers.

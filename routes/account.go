@@ -85,6 +85,10 @@ type changePasswordRequest struct {
 }
 
 func (s *server) changePassword(c *gin.Context) error {
+	mode, err := authModeOf(c)
+	if err != nil {
+		return err
+	}
 	var req changePasswordRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -107,7 +111,7 @@ func (s *server) changePassword(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.writeTokens(c, http.StatusOK, t)
+	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }
 
@@ -167,12 +171,12 @@ func (s *server) resetRequest(c *gin.Context) error {
 		// Demos and tests: the answer carries the token, so it is made
 		// now (which says whether the account exists: never in
 		// production).
-		token, err := s.makeReset(ctx, job)
+		token, to, err := s.makeReset(ctx, job)
 		if err != nil {
 			return err
 		}
 		if token != "" {
-			if err := s.mailer.SendPasswordReset(ctx, email, token); err != nil {
+			if err := s.mailer.SendPasswordReset(ctx, to, token); err != nil {
 				return fmt.Errorf("send reset token: %w", err)
 			}
 			body["reset_token"] = token
@@ -233,25 +237,31 @@ func (s *server) runReset(ctx context.Context, job resetJob) error {
 		}
 	}
 	ctx = audit.WithMeta(ctx, job.meta)
-	token, err := s.makeReset(ctx, job)
+	token, to, err := s.makeReset(ctx, job)
 	if err != nil || token == "" {
 		return err
 	}
-	if err := s.mailer.SendPasswordReset(ctx, job.email, token); err != nil {
+	if err := s.mailer.SendPasswordReset(ctx, to, token); err != nil {
 		return fmt.Errorf("send reset token: %w", err)
 	}
 	return nil
 }
 
 // makeReset stores a new reset token for the account of job.email and
-// returns it, or "" when there is no such account, the account got one
-// less than reset.cooldown ago, or it has maxLiveResets live ones. The
-// account's row lock makes the cooldown hold across workers and instances.
-func (s *server) makeReset(ctx context.Context, job resetJob) (string, error) {
+// returns it with the address to mail it to, or "" when there is no such
+// account, the account got one less than reset.cooldown ago, or it has
+// maxLiveResets live ones. The account's row lock makes the cooldown hold
+// across workers and instances.
+//
+// The address is the account's stored one, never the one the requester
+// typed: had a lookup ever matched a look-alike spelling (a database
+// collation that ignores accents or case), mailing the typed address
+// would hand the token to whoever owns the look-alike mailbox (the
+// GitHub 2019 takeover).
+func (s *server) makeReset(ctx context.Context, job resetJob) (token, to string, err error) {
 	now := s.now().UTC()
-	token := ""
-	err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		token = ""
+	err = models.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		token, to = "", ""
 		var u models.User
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&u, "email = ?", job.email).Error
 		switch {
@@ -278,10 +288,10 @@ func (s *server) makeReset(ctx context.Context, job resetJob) (string, error) {
 		if err := audit.Record(ctx, tx, now, audit.Event{Action: audit.PasswordResetRequested, Result: audit.Success, UserID: u.ID}); err != nil {
 			return err
 		}
-		token = t
+		token, to = t, u.Email
 		return nil
 	})
-	return token, err
+	return token, to, err
 }
 
 type resetConfirmRequest struct {
@@ -310,8 +320,18 @@ func (s *server) resetConfirm(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.tokens.ResetPassword(s.ctx(c), req.Token, hash); err != nil {
+	ctx := s.ctx(c)
+	email, err := s.tokens.ResetPassword(ctx, req.Token, hash)
+	if err != nil {
 		return err
+	}
+	// Whoever set the password proved the mailbox: the failures counted
+	// against the account (an attacker's guesses, or the owner's own) no
+	// longer lock its owner out. The lock is lifted after the commit; if
+	// that fails the password is set all the same, and the lock runs out
+	// on its own.
+	if err := s.throttle.Unlock(ctx, email); err != nil {
+		s.log.WarnContext(ctx, "a completed password reset could not lift the brute-force lock", "err", err)
 	}
 	c.Status(http.StatusNoContent)
 	return nil

@@ -130,7 +130,7 @@ func apiUser(t testing.TB, what string, r *resp) map[string]any {
 // cookie.
 func apiWantTokens(t testing.TB, what string, e *env, r *resp) {
 	t.Helper()
-	want := []string{"access_token", "expires_in", "refresh_expires_in", "refresh_token", "token_type"}
+	want := []string{"access_token", "expires_at", "expires_in", "iat", "refresh_expires_in", "refresh_token", "token_type"}
 	if got := apiKeys(r.Body); !slices.Equal(got, want) {
 		t.Fatalf("%s: body keys %v, want %v: %s", what, got, want, r.Raw)
 	}

@@ -58,6 +58,10 @@ type loginRequest struct {
 // configured cost, and counts against the brute-force throttle like a
 // known one, so neither the answer nor the lock reveals an account.
 func (s *server) login(c *gin.Context) error {
+	mode, err := authModeOf(c)
+	if err != nil {
+		return err
+	}
 	var req loginRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -92,7 +96,7 @@ func (s *server) login(c *gin.Context) error {
 		s.writeMFAChallenge(c, t.MFA)
 		return nil
 	}
-	s.writeTokens(c, http.StatusOK, t)
+	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }
 
@@ -160,9 +164,17 @@ type refreshRequest struct {
 }
 
 // refresh takes the refresh token from the JSON body or, failing that,
-// from the cookie (with the CSRF check).
+// from the cookie (with the CSRF check). A token that came from the cookie
+// goes back only in the cookie, whatever X-Auth-Mode says: body mode needs
+// the token in the body. A refused token clears the cookie only when it
+// came from the cookie: a token in the body says nothing about the cookie,
+// and a forged request with a bogus one must not sign the browser out.
 func (s *server) refresh(c *gin.Context) error {
-	body, err := readBody(c)
+	mode, err := authModeOf(c)
+	if err != nil {
+		return err
+	}
+	body, err := readJSONBody(c)
 	if err != nil {
 		return err
 	}
@@ -174,7 +186,11 @@ func (s *server) refresh(c *gin.Context) error {
 		}
 		raw = req.RefreshToken
 	}
-	if raw == "" {
+	fromCookie := raw == ""
+	if fromCookie {
+		if mode == modeBody {
+			return invalidRequest("in body mode the refresh_token is required in the JSON body")
+		}
 		cookie, err := c.Cookie(refreshCookie)
 		if err != nil || cookie == "" {
 			return invalidRequest("a refresh_token is required, in the JSON body or the refresh_token cookie")
@@ -183,15 +199,16 @@ func (s *server) refresh(c *gin.Context) error {
 			return errCSRF
 		}
 		raw = cookie
+		mode = modeCookie
 	}
 	t, err := s.tokens.Refresh(s.ctx(c), raw)
 	if err != nil {
-		if api := toAPI(err); api.Status == http.StatusUnauthorized {
+		if api := toAPI(err); fromCookie && api.Status == http.StatusUnauthorized {
 			s.clearRefreshCookie(c)
 		}
 		return err
 	}
-	s.writeTokens(c, http.StatusOK, t)
+	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }
 
@@ -327,6 +344,10 @@ func (s *server) logoutAll(c *gin.Context) error {
 // logoutOthers answers 204 where the strategy can keep the caller's login,
 // and 200 with fresh tokens where it had to end every login.
 func (s *server) logoutOthers(c *gin.Context) error {
+	mode, err := authModeOf(c)
+	if err != nil {
+		return err
+	}
 	t, err := s.tokens.LogoutOthers(s.ctx(c), principal(c), s.device(c, ""))
 	if err != nil {
 		return err
@@ -335,6 +356,6 @@ func (s *server) logoutOthers(c *gin.Context) error {
 		c.Status(http.StatusNoContent)
 		return nil
 	}
-	s.writeTokens(c, http.StatusOK, t)
+	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }

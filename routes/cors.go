@@ -23,8 +23,8 @@ type corsPolicy struct {
 // CORS answers that are the same for every allowed origin.
 var (
 	corsAllowMethods  = []string{"GET, POST, PUT, DELETE"}
-	corsAllowHeaders  = []string{"Authorization, Content-Type, X-Requested-With"}
-	corsExposeHeaders = []string{"Retry-After, WWW-Authenticate, X-Request-Id"}
+	corsAllowHeaders  = []string{"Authorization, Content-Type, X-Auth-Mode, X-Requested-With"}
+	corsExposeHeaders = []string{"Date, Retry-After, WWW-Authenticate, X-Request-Id"}
 	corsMaxAge        = []string{strconv.Itoa(int(corsPreflightCache.Seconds()))}
 	corsTrue          = []string{"true"}
 )

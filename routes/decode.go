@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -21,7 +22,7 @@ const maxBody = 1 << 20
 // object, no unknown or duplicate fields, nothing after it. gin's binding
 // accepts all of those, so it is not used.
 func decode(c *gin.Context, dst any) error {
-	body, err := readBody(c)
+	body, err := readJSONBody(c)
 	if err != nil {
 		return err
 	}
@@ -31,17 +32,64 @@ func decode(c *gin.Context, dst any) error {
 	return decodeBytes(body, dst)
 }
 
-// bodyReadTimeout bounds the reading of a request body: a client that
-// sends its body slowly cannot hold a handler. It is set here, on the
-// requests that have a body, rather than as the server's ReadTimeout, which
-// would re-arm a timer on every request, the bodyless verifications too.
-const bodyReadTimeout = 15 * time.Second
+// readJSONBody reads the body of a JSON endpoint. A body must come as
+// Content-Type: application/json (parameters such as charset allowed):
+// a cross-site HTML form can send only form types and text/plain, and a
+// cross-origin fetch with application/json must pass a CORS preflight, so
+// the check keeps other sites from posting JSON-shaped forms (login CSRF).
+// A request without a body (logout, a refresh from the cookie) needs no
+// Content-Type.
+func readJSONBody(c *gin.Context) ([]byte, error) {
+	if hasBody(c.Request) && !isJSON(c.Request.Header.Get("Content-Type")) {
+		return nil, errUnsupportedMediaType
+	}
+	return readBody(c)
+}
 
+// hasBody reports whether a request announces a body: a non-zero
+// Content-Length, or one unknown (chunked).
+func hasBody(r *http.Request) bool {
+	return r.ContentLength != 0 || len(r.TransferEncoding) > 0
+}
+
+// isJSON reports whether a Content-Type is application/json, whatever its
+// parameters.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
+// bodyDeadline bounds the reading of every request body, on every route:
+// past server.body_timeout the connection's read fails and it is closed.
+// Without it a route that never reads its body (verify) would leave the
+// unread body to net/http, which drains it after the handler with no
+// deadline at all, holding the connection and its descriptor for as long
+// as the client keeps it open. Only requests that announce a body get the
+// deadline: the server has no ReadTimeout because that would arm a timer
+// on every request, the bodyless verifications (the hottest path) too.
+// net/http resets the read deadline before reading the next request on
+// the connection. A writer that cannot take a deadline (a test recorder,
+// an application's wrapper) goes on without one.
+func (s *server) bodyDeadline() gin.HandlerFunc {
+	d := s.cfg.Server.BodyTimeout
+	if d <= 0 {
+		d = defaultBodyTimeout
+	}
+	return func(c *gin.Context) {
+		if hasBody(c.Request) {
+			_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(d))
+		}
+		c.Next()
+	}
+}
+
+// defaultBodyTimeout is server.body_timeout's default, for a
+// configuration not built by config.Load (an application's own).
+const defaultBodyTimeout = 15 * time.Second
+
+// readBody reads a body of at most maxBody bytes, under the deadline that
+// bodyDeadline set.
 func readBody(c *gin.Context) ([]byte, error) {
-	// The deadline covers the body only: the headers are bounded by the
-	// server's ReadHeaderTimeout. A writer that cannot take a deadline
-	// (a test recorder) just reads without one.
-	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError

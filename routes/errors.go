@@ -40,10 +40,16 @@ func invalidRequest(msg string) error {
 var (
 	errTokenMissing = &apiError{Status: http.StatusUnauthorized, Code: "token_missing", Message: "an Authorization: Bearer token is required"}
 	errTooLarge     = &apiError{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large", Message: "the request body is larger than 1 MiB"}
-	errCSRF         = &apiError{Status: http.StatusForbidden, Code: "csrf_check_failed", Message: "a refresh from the cookie needs an X-Requested-With header or an allowed Origin"}
-	errNotFound     = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
-	errUnavailable  = &apiError{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Message: "the service is temporarily unavailable, try again", RetryAfter: 1}
-	errInternal     = &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error"}
+	// errUnsupportedMediaType answers a JSON endpoint's body sent as
+	// anything but JSON (see readJSONBody).
+	errUnsupportedMediaType = &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request body as JSON with the header Content-Type: application/json"}
+	// errCrossSite answers a browser's cross-site login, registration or
+	// refresh (see sameSiteOnly).
+	errCrossSite   = &apiError{Status: http.StatusForbidden, Code: "csrf_check_failed", Message: "a browser may log in, register or refresh only from this server's origin or an origin of cors.allowed_origins or cookies.allowed_origins"}
+	errCSRF        = &apiError{Status: http.StatusForbidden, Code: "csrf_check_failed", Message: "a refresh from the cookie needs an X-Requested-With header or an allowed Origin"}
+	errNotFound    = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
+	errUnavailable = &apiError{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Message: "the service is temporarily unavailable, try again", RetryAfter: 1}
+	errInternal    = &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error"}
 )
 
 // rateLimited is the answer of a request over a rate limit or of a
@@ -137,7 +143,42 @@ func (s *server) writeError(c *gin.Context, err error) {
 	if ae.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(ae.RetryAfter))
 	}
+	if c.GetBool(oauthErrorsKey) {
+		c.AbortWithStatusJSON(ae.Status, gin.H{"error": oauthCode(ae), "error_description": ae.Message})
+		return
+	}
 	c.AbortWithStatusJSON(ae.Status, gin.H{"error": gin.H{"code": ae.Code, "message": ae.Message, "request_id": requestID(c)}})
+}
+
+// oauthErrorsKey marks a request whose errors are answered as OAuth
+// errors (see oauthErrors).
+const oauthErrorsKey = "authserver.oauth_errors"
+
+// oauthErrors makes writeError answer the route's errors in the shape of
+// RFC 6749 §5.2, {"error": code, "error_description": message}, which
+// OAuth clients (introspection's resource servers) parse, in place of the
+// API's own. The request id stays in X-Request-Id.
+func oauthErrors(c *gin.Context) {
+	c.Set(oauthErrorsKey, true)
+	c.Next()
+}
+
+// oauthCode is the RFC 6749 error code of an answer: invalid_client and
+// invalid_request as they are (a body too large or a route not enabled
+// are requests the server will not take), and for what OAuth has no
+// token-endpoint code for, RFC 6749 §4.1.2.1's temporarily_unavailable
+// (a rate limit, an outage) and server_error.
+func oauthCode(ae *apiError) string {
+	switch {
+	case ae.Code == "invalid_client":
+		return "invalid_client"
+	case ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusServiceUnavailable:
+		return "temporarily_unavailable"
+	case ae.Status >= 500:
+		return "server_error"
+	default:
+		return "invalid_request"
+	}
 }
 
 // isMFACodeError: the 401s of a wrong second factor, which are about

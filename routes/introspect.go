@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,7 +22,9 @@ import (
 // rather than sit behind a proxy. It answers what verify answers, in
 // RFC 7662's words: an access token the running strategy accepts is
 // active; every other token is {"active": false} and nothing else, so that
-// the answer says nothing about why. A database that cannot be read is
+// the answer says nothing about why. A refresh token is active only to a
+// client of introspection.refresh_token_clients. Errors are RFC 6749 §5.2
+// bodies (oauthErrors). A database that cannot be read is
 // 503, never "inactive": a client may cache "inactive" as "revoked" and
 // sign its user out.
 
@@ -34,11 +37,15 @@ type introspectionClients struct {
 
 type clientDigest struct {
 	id, secret [sha256.Size]byte
+	// refresh is 1 when the client is in
+	// introspection.refresh_token_clients.
+	refresh int
 }
 
 // newIntrospectionClients parses "id:secret" entries; nil when there are
-// none (the endpoint then answers 404).
-func newIntrospectionClients(list []string) (*introspectionClients, error) {
+// none (the endpoint then answers 404). refreshIDs are the ids that may
+// introspect refresh tokens.
+func newIntrospectionClients(list, refreshIDs []string) (*introspectionClients, error) {
 	if len(list) == 0 {
 		return nil, nil
 	}
@@ -49,23 +56,56 @@ func newIntrospectionClients(list []string) (*introspectionClients, error) {
 			// Never echo the entry: it holds a secret.
 			return nil, fmt.Errorf("introspection.clients[%d] must be id:secret", i)
 		}
-		ic.clients = append(ic.clients, clientDigest{id: sha256.Sum256([]byte(id)), secret: sha256.Sum256([]byte(secret))})
+		cd := clientDigest{id: sha256.Sum256([]byte(id)), secret: sha256.Sum256([]byte(secret))}
+		if slices.Contains(refreshIDs, id) {
+			cd.refresh = 1
+		}
+		ic.clients = append(ic.clients, cd)
 	}
 	return ic, nil
 }
 
-// authenticate reports whether id and secret are those of a configured
-// client. Every client is compared, id and secret alike, with no early
-// exit: neither the time taken nor the answer tells an unknown client
-// from a wrong secret.
-func (ic *introspectionClients) authenticate(id, secret string) bool {
+// client is an authenticated introspection client.
+type client struct {
+	// refreshTokens: the client may learn that a refresh token is active.
+	refreshTokens bool
+}
+
+// authenticate returns the configured client whose id and secret these
+// are. Every client is compared, id and secret alike, with no early exit:
+// neither the time taken nor the answer tells an unknown client from a
+// wrong secret.
+func (ic *introspectionClients) authenticate(id, secret string) (client, bool) {
 	hid, hsecret := sha256.Sum256([]byte(id)), sha256.Sum256([]byte(secret))
-	match := 0
+	match, refresh := 0, 0
 	for i := range ic.clients {
 		c := &ic.clients[i]
-		match |= subtle.ConstantTimeCompare(hid[:], c.id[:]) & subtle.ConstantTimeCompare(hsecret[:], c.secret[:])
+		m := subtle.ConstantTimeCompare(hid[:], c.id[:]) & subtle.ConstantTimeCompare(hsecret[:], c.secret[:])
+		match |= m
+		refresh |= m & c.refresh
 	}
-	return match == 1
+	return client{refreshTokens: refresh == 1}, match == 1
+}
+
+// basicCredentials are the client id and secret of the Authorization
+// header. RFC 6749 §2.3.1 has the client form-urlencode both before HTTP
+// Basic encodes them, so they are decoded here: a secret with "+", "/" or
+// "=" (base64-made secrets) arrives as "%2B", "%2F" and "%3D" from a
+// standard OAuth client, and a "+" as sent stands for a space.
+func basicCredentials(r *http.Request) (id, secret string, ok bool) {
+	rawID, rawSecret, ok := r.BasicAuth()
+	if !ok {
+		return "", "", false
+	}
+	id, err := url.QueryUnescape(rawID)
+	if err != nil {
+		return "", "", false
+	}
+	secret, err = url.QueryUnescape(rawSecret)
+	if err != nil {
+		return "", "", false
+	}
+	return id, secret, true
 }
 
 // errInvalidClient is the answer to missing or wrong client credentials,
@@ -97,8 +137,12 @@ func (s *server) introspect(c *gin.Context) error {
 	if s.introspection == nil {
 		return errNotFound
 	}
-	id, secret, ok := c.Request.BasicAuth()
-	if !ok || !s.introspection.authenticate(id, secret) {
+	id, secret, ok := basicCredentials(c.Request)
+	if !ok {
+		return errInvalidClient
+	}
+	cl, ok := s.introspection.authenticate(id, secret)
+	if !ok {
 		return errInvalidClient
 	}
 	token, err := introspectionForm(c)
@@ -109,7 +153,7 @@ func (s *server) introspect(c *gin.Context) error {
 	var a *introspectAnswer
 	if strings.Count(token, ".") == 2 {
 		a, err = s.introspectAccess(ctx, token)
-	} else {
+	} else if cl.refreshTokens {
 		a, err = s.introspectRefresh(ctx, token)
 	}
 	if err != nil {
@@ -177,7 +221,13 @@ func (s *server) introspectAccess(ctx context.Context, token string) (*introspec
 }
 
 // introspectRefresh answers for a refresh token (strategy.Service.
-// RefreshInfo); nil means inactive.
+// RefreshInfo) to a client of introspection.refresh_token_clients; nil
+// means inactive. Every other client gets {"active": false}: a resource
+// server that checks "active" (the usual RFC 7662 pattern) would accept a
+// month-long refresh token as a bearer token, and using it that way never
+// rotates it, so reuse detection never fires. token_type is omitted: it
+// names an access token's type (RFC 6749 §5.1, "Bearer"), and a refresh
+// token is not an access token of any type.
 func (s *server) introspectRefresh(ctx context.Context, token string) (*introspectAnswer, error) {
 	r, err := s.tokens.RefreshInfo(ctx, token)
 	if err != nil || r == nil {
@@ -186,6 +236,6 @@ func (s *server) introspectRefresh(ctx context.Context, token string) (*introspe
 	return &introspectAnswer{
 		Active: true, Sub: strconv.FormatUint(r.UserID, 10),
 		Exp: r.ExpiresAt.Unix(), Iat: r.IssuedAt.Unix(), Iss: s.cfg.JWT.Issuer,
-		TokenType: "refresh_token", Sid: r.LoginID,
+		Sid: r.LoginID,
 	}, nil
 }

@@ -29,9 +29,35 @@ const (
 	rsSecret = "s3cret-of-the-orders-service"
 )
 
-// withIntrospection configures two introspection clients.
+const (
+	billingID     = "billing"
+	billingSecret = "another-secret-0123456789"
+)
+
+// withIntrospection configures two introspection clients; the orders
+// service may introspect refresh tokens, billing may not.
 func withIntrospection(c *config.Config) {
-	c.Introspection.Clients = []string{rsID + ":" + rsSecret, "billing:another-secret-0123456789"}
+	c.Introspection.Clients = []string{rsID + ":" + rsSecret, billingID + ":" + billingSecret}
+	c.Introspection.RefreshTokenClients = []string{rsID}
+}
+
+// oauthWantErr fails unless r is the RFC 6749 §5.2 error answer
+// status/code: {"error": code, "error_description": text} and nothing
+// else, with the request id in X-Request-Id only.
+func oauthWantErr(t testing.TB, what string, r *resp, status int, code string) {
+	t.Helper()
+	if r.Code != status || r.Body["error"] != code {
+		t.Fatalf("%s: got %d %s, want %d {\"error\":%q}", what, r.Code, r.Raw, status, code)
+	}
+	if got := slices.Sorted(maps.Keys(r.Body)); !slices.Equal(got, []string{"error", "error_description"}) {
+		t.Fatalf("%s: keys %v, want [error error_description]: %s", what, got, r.Raw)
+	}
+	if d, _ := r.Body["error_description"].(string); d == "" {
+		t.Fatalf("%s: empty error_description: %s", what, r.Raw)
+	}
+	if r.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("%s: no X-Request-Id", what)
+	}
 }
 
 func basic(id, secret string) string {
@@ -156,13 +182,30 @@ func TestIntrospectTokens(t *testing.T) {
 		t.Run("refresh tokens", func(t *testing.T) {
 			e := e.apiBind(t)
 			r := e.introspectToken(valid.refresh, "refresh_token")
-			wantKeys := []string{"active", "exp", "iat", "iss", "sid", "sub", "token_type"}
+			wantKeys := []string{"active", "exp", "iat", "iss", "sid", "sub"}
 			if got := slices.Sorted(maps.Keys(r.Body)); !active(r) || !slices.Equal(got, wantKeys) {
 				t.Fatalf("a live refresh token: %s, want active with %v", r.Raw, wantKeys)
 			}
 			wantExp := float64(e.clock.Now().Add(e.cfg.JWT.RefreshTTL).Unix())
-			if r.str("token_type") != "refresh_token" || r.str("sub") != uids[0] || r.str("sid") != valid.loginID || r.Body["exp"] != wantExp {
-				t.Errorf("a live refresh token: %s, want token_type refresh_token, sub %s, sid %s, exp %.0f", r.Raw, uids[0], valid.loginID, wantExp)
+			if r.str("sub") != uids[0] || r.str("sid") != valid.loginID || r.Body["exp"] != wantExp {
+				t.Errorf("a live refresh token: %s, want sub %s, sid %s, exp %.0f (and no token_type)", r.Raw, uids[0], valid.loginID, wantExp)
+			}
+			// A client not in introspection.refresh_token_clients cannot
+			// tell a live refresh token from garbage: it would otherwise
+			// take it for a bearer token.
+			for _, hint := range []string{"", "refresh_token", "access_token"} {
+				f := url.Values{"token": {valid.refresh}}
+				if hint != "" {
+					f.Set("token_type_hint", hint)
+				}
+				r := e.introspect(basic(billingID, billingSecret), f)
+				if r.Code != http.StatusOK {
+					t.Fatalf("billing introspects a refresh token: %d %s, want 200", r.Code, r.Raw)
+				}
+				wantInactive(t, "a live refresh token, to a client not allowed refresh tokens (hint "+hint+")", r)
+			}
+			if r := e.introspect(basic(billingID, billingSecret), url.Values{"token": {valid.access}}); !active(r) {
+				t.Errorf("billing introspects an access token: %s, want active", r.Raw)
 			}
 			// The hint is not needed: the token's shape decides.
 			if !active(e.introspectToken(valid.refresh, "access_token")) {
@@ -235,14 +278,14 @@ func TestIntrospectClientAuth(t *testing.T) {
 		if r := e.introspect(basic(rsID, rsSecret), form); r.Code != http.StatusOK || !active(r) {
 			t.Fatalf("the right credentials: %d %s, want 200 active", r.Code, r.Raw)
 		}
-		if r := e.introspect(basic("billing", "another-secret-0123456789"), form); r.Code != http.StatusOK || !active(r) {
+		if r := e.introspect(basic(billingID, billingSecret), form); r.Code != http.StatusOK || !active(r) {
 			t.Fatalf("the second client: %d %s, want 200 active", r.Code, r.Raw)
 		}
 		var first *resp
 		for _, c := range []struct{ name, auth string }{
 			{"none", ""},
 			{"wrong secret", basic(rsID, rsSecret+"x")},
-			{"secret of another client", basic(rsID, "another-secret-0123456789")},
+			{"secret of another client", basic(rsID, billingSecret)},
 			{"unknown client", basic("stranger", rsSecret)},
 			{"empty secret", basic(rsID, "")},
 			{"secret as the id", basic(rsSecret, rsID)},
@@ -252,13 +295,13 @@ func TestIntrospectClientAuth(t *testing.T) {
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				r := e.apiBind(t).introspect(c.auth, form)
-				apiWantErr(t, c.name, r, http.StatusUnauthorized, "invalid_client")
+				oauthWantErr(t, c.name, r, http.StatusUnauthorized, "invalid_client")
 				if got := r.Header.Get("WWW-Authenticate"); got != `Basic realm="authserver"` {
 					t.Errorf("WWW-Authenticate %q, want the Basic challenge", got)
 				}
 				if first == nil {
 					first = r
-				} else if stripID(r) != stripID(first) {
+				} else if string(r.Raw) != string(first.Raw) {
 					t.Errorf("the answer differs from another failure's: %s vs %s", r.Raw, first.Raw)
 				}
 			})
@@ -266,19 +309,8 @@ func TestIntrospectClientAuth(t *testing.T) {
 	})
 	t.Run("no clients", func(t *testing.T) {
 		e := newEnv(t, "sqlite", "password_key")
-		apiWantErr(t, "no clients", e.introspect(basic(rsID, rsSecret), url.Values{"token": {"x"}}), http.StatusNotFound, "not_found")
+		oauthWantErr(t, "no clients", e.introspect(basic(rsID, rsSecret), url.Values{"token": {"x"}}), http.StatusNotFound, "invalid_request")
 	})
-}
-
-// stripID is an error answer without its request id.
-func stripID(r *resp) string {
-	return strings.Replace(string(r.Raw), requestIDOf(r), "", 1)
-}
-
-func requestIDOf(r *resp) string {
-	e, _ := r.Body["error"].(map[string]any)
-	id, _ := e["request_id"].(string)
-	return id
 }
 
 // TestIntrospectForm: the body is a bounded form with one token; tokens
@@ -302,11 +334,11 @@ func TestIntrospectForm(t *testing.T) {
 		{"hint twice", form, "/api/v1/auth/introspect", "token=a&token_type_hint=x&token_type_hint=y", 400, "invalid_request"},
 		{"token in the URL", form, "/api/v1/auth/introspect?token=a", "", 400, "invalid_request"},
 		{"bad encoding", form, "/api/v1/auth/introspect", "token=%zz", 400, "invalid_request"},
-		{"over 1 MiB", form, "/api/v1/auth/introspect", "token=" + strings.Repeat("a", 1<<20), 413, "request_too_large"},
+		{"over 1 MiB", form, "/api/v1/auth/introspect", "token=" + strings.Repeat("a", 1<<20), 413, "invalid_request"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			apiWantErr(t, c.name, e.apiBind(t).send(req{method: "POST", path: c.path, body: c.body,
+			oauthWantErr(t, c.name, e.apiBind(t).send(req{method: "POST", path: c.path, body: c.body,
 				header: map[string]string{"Content-Type": c.ct, "Authorization": auth}}), c.status, c.code)
 		})
 	}
@@ -332,7 +364,7 @@ func TestIntrospectFailClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := e.introspect(basic(rsID, rsSecret), url.Values{"token": {s.refresh}})
-		apiWantErr(t, "a refresh token", r, http.StatusServiceUnavailable, "service_unavailable")
+		oauthWantErr(t, "a refresh token", r, http.StatusServiceUnavailable, "temporarily_unavailable")
 		if r.Header.Get("Retry-After") == "" {
 			t.Errorf("503 without Retry-After")
 		}
@@ -343,7 +375,7 @@ func TestIntrospectFailClosed(t *testing.T) {
 			}
 			return
 		}
-		apiWantErr(t, "an access token", r, http.StatusServiceUnavailable, "service_unavailable")
+		oauthWantErr(t, "an access token", r, http.StatusServiceUnavailable, "temporarily_unavailable")
 	})
 }
 
@@ -357,7 +389,7 @@ func TestIntrospectRateLimit(t *testing.T) {
 		t.Fatalf("wrong secret within the budget: %d, want 401", r.Code)
 	}
 	r := e.introspect(basic(rsID, rsSecret), url.Values{"token": {"abc"}})
-	apiWantErr(t, "over verify_per_ip", r, http.StatusTooManyRequests, "rate_limited")
+	oauthWantErr(t, "over verify_per_ip", r, http.StatusTooManyRequests, "temporarily_unavailable")
 	if r.Header.Get("Retry-After") == "" {
 		t.Errorf("429 without Retry-After")
 	}

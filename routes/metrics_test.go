@@ -237,8 +237,9 @@ func TestMetricsScriptedRun(t *testing.T) {
 				{"two failures", delta("authserver_bruteforce_failures_total") == 2},
 				{"one lock", delta("authserver_bruteforce_locks_total") == 1},
 				{"one refusal", delta("authserver_bruteforce_refused_total") == 1},
-				// 8 logins, the password change and the deletion.
-				{"ten resets", delta("authserver_bruteforce_resets_total") == 10},
+				// 8 logins, the password change, the deletion and the
+				// completed password reset (which lifts the account's lock).
+				{"eleven resets", delta("authserver_bruteforce_resets_total") == 11},
 				{"rate limit rules listed", len(after.series("authserver_ratelimit_decisions_total")) == 12},
 				{"connection pool", after.value("go_sql_max_open_connections", "db_name", "authserver") >= 1},
 				{"go runtime", after.fams["go_goroutines"] != nil},

@@ -130,6 +130,10 @@ type codeRequest struct {
 // confirmTOTP confirms a factor with a current code: 200 with the
 // recovery codes and fresh aal2 tokens.
 func (s *server) confirmTOTP(c *gin.Context) error {
+	mode, err := authModeOf(c)
+	if err != nil {
+		return err
+	}
 	var req codeRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -152,7 +156,7 @@ func (s *server) confirmTOTP(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.writeTokensWith(c, http.StatusOK, t, gin.H{"recovery_codes": codes, "aal": strategy.AAL2})
+	s.writeTokensWith(c, http.StatusOK, t, mode, gin.H{"recovery_codes": codes, "aal": strategy.AAL2})
 	return nil
 }
 
@@ -169,6 +173,10 @@ func (s *server) removeTOTP(c *gin.Context) error {
 	if err := requireAAL2(p); err != nil {
 		return err
 	}
+	mode, err := authModeOf(c)
+	if err != nil {
+		return err
+	}
 	var req removeFactorRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -177,10 +185,7 @@ func (s *server) removeTOTP(c *gin.Context) error {
 		return invalidRequest("exactly one of code and password is required")
 	}
 	ctx := s.ctx(c)
-	var (
-		u   *models.User
-		err error
-	)
+	var u *models.User
 	if req.Password != "" {
 		if u, err = s.checkPassword(c, req.Password); err != nil {
 			return err
@@ -208,7 +213,7 @@ func (s *server) removeTOTP(c *gin.Context) error {
 		c.Status(http.StatusNoContent)
 		return nil
 	}
-	s.writeTokens(c, http.StatusOK, t)
+	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }
 
@@ -261,6 +266,10 @@ type mfaVerifyRequest struct {
 // mfaVerify is the second step of a login: the mfa_token with a TOTP code
 // or a recovery code gives the tokens of the login.
 func (s *server) mfaVerify(c *gin.Context) error {
+	mode, err := authModeOf(c)
+	if err != nil {
+		return err
+	}
 	var req mfaVerifyRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -299,7 +308,7 @@ func (s *server) mfaVerify(c *gin.Context) error {
 	if req.RecoveryCode != "" {
 		s.notifyRecoveryCodeUsed(ctx, u.Email)
 	}
-	s.writeTokens(c, http.StatusOK, t)
+	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }
 

@@ -71,15 +71,24 @@ func rtRotate(e *env, what, raw string, remaining time.Duration) session {
 	return s
 }
 
-// rtDenied fails unless refreshing raw answers 401 with code, and clears
-// the cookie so that a browser stops sending a dead token.
+// rtDenied fails unless refreshing raw (in the body) answers 401 with
+// code, and leaves the cookie alone: a token in the body says nothing
+// about the browser's cookie (a forged request must not clear it).
 func rtDenied(e *env, what, raw, code string) {
 	e.t.Helper()
 	r := apiRefresh(e, raw)
 	if r.Code != http.StatusUnauthorized || r.errCode() != code {
 		e.t.Fatalf("%s: refresh answered %d %q, want 401 %q; body %s", what, r.Code, r.errCode(), code, r.Raw)
 	}
-	rtWantCleared(e, what, r)
+	rtWantUntouched(e, what, r)
+}
+
+// rtWantUntouched fails if r sets the refresh_token cookie at all.
+func rtWantUntouched(e *env, what string, r *resp) {
+	e.t.Helper()
+	if c := r.cookie("refresh_token"); c != nil {
+		e.t.Fatalf("%s: the refresh_token cookie was set (%q); a refresh that did not read it must leave it", what, c.String())
+	}
 }
 
 // rtWantCookie fails unless r sets the refresh_token cookie to value with
@@ -103,6 +112,22 @@ func rtWantCookie(e *env, what string, r *resp, value string, remaining time.Dur
 	if got, _ := r.Body["refresh_expires_in"].(float64); int(got) != secs {
 		e.t.Fatalf("%s: refresh_expires_in %v, want %d", what, r.Body["refresh_expires_in"], secs)
 	}
+}
+
+// rtCookieOnly fails unless r sets the refresh cookie (as rtWantCookie
+// checks it) and its JSON carries no refresh_token; it returns the tokens.
+func rtCookieOnly(e *env, what string, r *resp, remaining time.Duration) session {
+	e.t.Helper()
+	if v, ok := r.Body["refresh_token"]; ok {
+		e.t.Fatalf("%s: the JSON carries refresh_token %v; a cookie answer must not", what, v)
+	}
+	c := r.cookie("refresh_token")
+	if c == nil || c.Value == "" {
+		e.t.Fatalf("%s: no refresh_token cookie; Set-Cookie %q", what, r.Header.Values("Set-Cookie"))
+	}
+	r.Body["refresh_token"] = c.Value // as rtWantCookie expects it
+	rtWantCookie(e, what, r, c.Value, remaining)
+	return e.sessionOf(r)
 }
 
 // rtWantCleared fails unless r expires the refresh_token cookie.
@@ -676,19 +701,19 @@ func TestRefreshCSRF(t *testing.T) {
 			})
 		}
 
-		// The refused token is intact: with the header it rotates.
+		// The refused token is intact: with the header it rotates. A
+		// refresh that presented the cookie answers the new token in the
+		// cookie only (issue 20): script cannot read it from the JSON.
 		r := e.do(http.StatusOK, req{method: "POST", path: rtPath, cookies: jar(s.refresh),
 			header: map[string]string{"X-Requested-With": "XMLHttpRequest"}})
-		s2 := e.sessionOf(r)
+		s2 := rtCookieOnly(e, "cookie refresh with X-Requested-With", r, rtFamilyTTL)
 		if s2.refresh == s.refresh {
 			t.Fatal("cookie refresh with X-Requested-With did not rotate")
 		}
-		rtWantCookie(e, "cookie refresh with X-Requested-With", r, s2.refresh, rtFamilyTTL)
 
 		r = e.do(http.StatusOK, req{method: "POST", path: rtPath, cookies: jar(s2.refresh),
 			header: map[string]string{"Origin": allowed}})
-		s3 := e.sessionOf(r)
-		rtWantCookie(e, "cookie refresh from the allowed origin", r, s3.refresh, rtFamilyTTL)
+		s3 := rtCookieOnly(e, "cookie refresh from the allowed origin", r, rtFamilyTTL)
 		if s3.refresh == s2.refresh {
 			t.Fatal("cookie refresh from the allowed origin did not rotate")
 		}
@@ -733,7 +758,7 @@ func TestRefreshBadRequests(t *testing.T) {
 					t.Fatalf("%d %q, want %d %q; body %s", r.Code, r.errCode(), tc.status, tc.code, r.Raw)
 				}
 				if tc.status == http.StatusUnauthorized {
-					rtWantCleared(e, tc.name, r)
+					rtWantUntouched(e, tc.name, r)
 				}
 				if n := e.count(&models.RefreshToken{}, "1 = 1"); n != 1 {
 					t.Fatalf("%d refresh rows after a failed refresh, want 1", n)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/revocable/authserver/apidoc"
 	"github.com/revocable/authserver/bruteforce"
+	jsclient "github.com/revocable/authserver/clients/js"
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/demo"
 	"github.com/revocable/authserver/metrics"
@@ -84,6 +85,10 @@ type server struct {
 	cors *corsPolicy
 	// openapi is the OpenAPI document, as JSON.
 	openapi []byte
+	// client is the browser client (clients/js), served at client.js;
+	// clientVersioned is its content-hashed path.
+	client          jsclient.Module
+	clientVersioned string
 }
 
 // API is the HTTP layer, built once. It is served alone (Handler) or
@@ -100,6 +105,7 @@ func New(d Deps) (*API, error) {
 	s := &server{
 		cfg: d.Config, db: d.Tokens.DB(), tokens: d.Tokens, log: d.Log, mailer: d.Mailer, ready: d.Ready, now: d.Now,
 		ids: newIDSource(), limits: d.Limits, throttle: d.Throttle, hasher: d.Hasher, metrics: d.Metrics,
+		client: jsclient.Load(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -114,7 +120,7 @@ func New(d Deps) (*API, error) {
 	if s.proxies, err = parseProxies(d.Config.Server.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
-	if s.introspection, err = newIntrospectionClients(d.Config.Introspection.Clients); err != nil {
+	if s.introspection, err = newIntrospectionClients(d.Config.Introspection.Clients, d.Config.Introspection.RefreshTokenClients); err != nil {
 		return nil, err
 	}
 	s.cors = newCORS(d.Config.CORS.AllowedOrigins)
@@ -147,7 +153,7 @@ func (a *API) Handler() (*gin.Engine, error) {
 	if err := r.SetTrustedProxies(s.cfg.Server.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server.trusted_proxies: %w", err)
 	}
-	r.Use(chain(s.requestContext(), s.observeRequests(), s.logRequests(), gin.CustomRecovery(func(c *gin.Context, _ any) {
+	r.Use(chain(s.requestContext(), s.bodyDeadline(), s.observeRequests(), s.logRequests(), gin.CustomRecovery(func(c *gin.Context, _ any) {
 		s.writeError(c, errInternal)
 	}))...)
 	if s.cors != nil {
@@ -175,7 +181,7 @@ func (a *API) Handler() (*gin.Engine, error) {
 // id and the no-store header. The refresh cookie is scoped to the
 // mounted auth routes.
 func (a *API) Mount(r gin.IRouter) {
-	g := r.Group("", chain(a.s.requestContext(), a.s.observeRequests())...)
+	g := r.Group("", chain(a.s.requestContext(), a.s.bodyDeadline(), a.s.observeRequests())...)
 	a.s.routes(g)
 }
 
@@ -200,11 +206,15 @@ func (a *API) Authenticate() gin.HandlerFunc {
 func (s *server) routes(g *gin.RouterGroup) {
 	s.cookiePath = strings.TrimSuffix(g.BasePath(), "/") + "/auth"
 	g.GET("/openapi.json", s.openAPI)
+	s.clientVersioned = strings.TrimSuffix(g.BasePath(), "/") + "/client/" + s.client.Hash + ".js"
+	g.GET("/client.js", s.clientJS)
+	g.GET("/client/:file", s.clientJSVersioned)
 	api := g.Group("", noStore)
 	api.GET("/strategy", s.strategyInfo)
-	api.POST("/auth/register", chain(s.limit("register_per_ip"), s.handle(s.register))...)
-	api.POST("/auth/login", chain(s.countLogins(), s.limit("login_per_ip"), s.handle(s.login))...)
-	api.POST("/auth/refresh", chain(s.limit("refresh_per_ip"), s.countRefreshes(), s.handle(s.refresh))...)
+	sameSite := s.sameSiteOnly()
+	api.POST("/auth/register", chain(s.limit("register_per_ip"), sameSite, s.handle(s.register))...)
+	api.POST("/auth/login", chain(s.countLogins(), s.limit("login_per_ip"), sameSite, s.handle(s.login))...)
+	api.POST("/auth/refresh", chain(s.limit("refresh_per_ip"), s.countRefreshes(), sameSite, s.handle(s.refresh))...)
 	api.POST("/auth/password-reset", chain(s.limit("reset_per_ip"), s.handle(s.resetRequest))...)
 	// Confirming hashes the new password: the same per-IP budget.
 	api.POST("/auth/password-reset/confirm", chain(s.limit("reset_per_ip"), s.countRevocation(metrics.RevokePassword), s.handle(s.resetConfirm))...)
@@ -214,7 +224,7 @@ func (s *server) routes(g *gin.RouterGroup) {
 	for _, m := range forwardAuthMethods {
 		api.Handle(m, verifyPath, verify...)
 	}
-	api.POST("/auth/introspect", chain(verifyLimit, s.handle(s.introspect))...)
+	api.POST("/auth/introspect", chain(oauthErrors, verifyLimit, s.handle(s.introspect))...)
 	authed := api.Group("", s.authenticate())
 	authed.POST("/auth/logout", chain(s.countRevocation(metrics.RevokeLogout), s.handle(s.logout))...)
 	authed.POST("/auth/logout-all", chain(s.countRevocation(metrics.RevokeLogoutAll), s.handle(s.logoutAll))...)
@@ -223,7 +233,7 @@ func (s *server) routes(g *gin.RouterGroup) {
 	authed.GET("/me/events", s.handle(s.myEvents))
 	authed.PUT("/me/password", chain(s.countRevocation(metrics.RevokePassword), s.handle(s.changePassword))...)
 	authed.DELETE("/me", chain(s.countRevocation(metrics.RevokeDeletion), s.handle(s.deleteMe))...)
-	api.POST("/auth/mfa/verify", chain(s.countMFA(), s.limit("login_per_ip"), s.handle(s.mfaVerify))...)
+	api.POST("/auth/mfa/verify", chain(s.countMFA(), s.limit("login_per_ip"), sameSite, s.handle(s.mfaVerify))...)
 	authed.GET("/me/mfa", s.handle(s.listFactors))
 	authed.POST("/me/mfa/totp", s.handle(s.enrollTOTP))
 	authed.POST("/me/mfa/totp/:id/confirm", chain(s.countRevocation(metrics.RevokeMFA), s.handle(s.confirmTOTP))...)

@@ -38,7 +38,7 @@ func secKey(e *env, uid string) []byte {
 	if err := e.db.Take(&u, "id = ?", uid).Error; err != nil {
 		e.t.Fatalf("load user %s: %v", uid, err)
 	}
-	info := "authserver access-token v1\x00" + uid + "\x00" + u.PasswordHash
+	info := "authserver access-token v2\x00" + e.name + "\x00" + uid + "\x00" + u.PasswordHash
 	k, err := hkdf.Key(sha256.New, testSecret, u.KeySalt, info, 32)
 	if err != nil {
 		e.t.Fatalf("derive key: %v", err)

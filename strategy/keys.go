@@ -12,15 +12,27 @@ import (
 	"github.com/revocable/authserver/models"
 )
 
-// userKey derives the HMAC key of u's access tokens:
+// userKey derives the HMAC key of u's access tokens under the named
+// strategy:
 //
-//	HKDF-SHA256(secret, salt = u.KeySalt, info = "authserver access-token v1" | user id | password hash)
+//	HKDF-SHA256(secret, salt = u.KeySalt, info = "authserver access-token v2" | strategy | user id | password hash)
 //
 // A new password hash or key salt gives a new key, so every token signed
 // before is rejected without any list of revoked tokens; a deleted user has
 // no key at all.
-func userKey(secret []byte, u *models.User) ([]byte, error) {
-	info := "authserver access-token v1\x00" + strconv.FormatUint(u.ID, 10) + "\x00" + u.PasswordHash
+//
+// The strategy is in the key because the strategies keep their revocations
+// in different places: a token logged out under session_table (its row
+// deleted) would otherwise verify again after a restart under
+// password_key on the same database, which never looks at that table. So
+// a strategy switch ends every access token issued before it (the clients
+// refresh: refresh tokens are rows, not signatures). The kid does not
+// change (it names the server secret alone): the same strategy on the same
+// secret derives the same keys across releases and restarts. v1 keys (no
+// strategy) ended with the release that introduced v2: a one-time
+// re-login of access tokens at that upgrade.
+func userKey(secret []byte, strategy string, u *models.User) ([]byte, error) {
+	info := "authserver access-token v2\x00" + strategy + "\x00" + strconv.FormatUint(u.ID, 10) + "\x00" + u.PasswordHash
 	k, err := hkdf.Key(sha256.New, secret, u.KeySalt, info, 32)
 	if err != nil {
 		return nil, fmt.Errorf("derive user key: %w", err)

@@ -12,32 +12,35 @@ import (
 func TestUserKey(t *testing.T) {
 	secret := bytes.Repeat([]byte("s"), 32)
 	base := models.User{ID: 7, PasswordHash: "$2a$04$abcdefghijklmnopqrstuv", KeySalt: []byte("0123456789abcdef")}
-	k0, err := userKey(secret, &base)
+	k0, err := userKey(secret, "password_key", &base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(k0) != 32 {
 		t.Fatalf("key length %d, want 32", len(k0))
 	}
-	again, _ := userKey(secret, &base)
+	again, _ := userKey(secret, "password_key", &base)
 	if !bytes.Equal(k0, again) {
 		t.Fatal("the key of an unchanged user changed")
 	}
 	tests := []struct {
-		name   string
-		secret []byte
-		change func(u *models.User)
+		name     string
+		secret   []byte
+		strategy string
+		change   func(u *models.User)
 	}{
-		{"password change", secret, func(u *models.User) { u.PasswordHash += "x" }},
-		{"key salt rotation (logout-all)", secret, func(u *models.User) { u.KeySalt = []byte("fedcba9876543210") }},
-		{"another user", secret, func(u *models.User) { u.ID = 8 }},
-		{"another server secret", bytes.Repeat([]byte("t"), 32), func(*models.User) {}},
+		{"password change", secret, "password_key", func(u *models.User) { u.PasswordHash += "x" }},
+		{"key salt rotation (logout-all)", secret, "password_key", func(u *models.User) { u.KeySalt = []byte("fedcba9876543210") }},
+		{"another user", secret, "password_key", func(u *models.User) { u.ID = 8 }},
+		{"another server secret", bytes.Repeat([]byte("t"), 32), "password_key", func(*models.User) {}},
+		// A strategy switch must not revive what the other one revoked.
+		{"another strategy", secret, "session_table", func(*models.User) {}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := base
 			tt.change(&u)
-			k, err := userKey(tt.secret, &u)
+			k, err := userKey(tt.secret, tt.strategy, &u)
 			if err != nil {
 				t.Fatal(err)
 			}

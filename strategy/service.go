@@ -231,7 +231,7 @@ func (s *Service) sign(u *models.User, c *Claims) (string, error) {
 	key := s.secrets[0].key
 	if s.strat.PerUserKey() {
 		var err error
-		if key, err = userKey(key, u); err != nil {
+		if key, err = userKey(key, s.strat.Name(), u); err != nil {
 			return "", err
 		}
 	}
@@ -400,7 +400,7 @@ func (s *Service) loadState(ctx context.Context, uid uint64) (*State, error) {
 	}
 	st := &State{UserID: uid, Revision: u.Revision, Found: true, keys: make([][]byte, len(s.secrets))}
 	for i, sec := range s.secrets {
-		if st.keys[i], err = userKey(sec.key, &u); err != nil {
+		if st.keys[i], err = userKey(sec.key, s.strat.Name(), &u); err != nil {
 			return nil, err
 		}
 	}
@@ -720,20 +720,23 @@ func (s *Service) CheckResetToken(ctx context.Context, token string) error {
 // ResetPassword spends a password-reset token and sets the new password
 // hash in one transaction (the token is spent only if the password is
 // set), ending every login of the account.
-func (s *Service) ResetPassword(ctx context.Context, token, newHash string) error {
+// It returns the account's stored email, the key of its brute-force
+// throttle, which the caller clears.
+func (s *Service) ResetPassword(ctx context.Context, token, newHash string) (email string, err error) {
 	if token == "" || len(token) > 128 {
-		return ErrInvalidResetToken
+		return "", ErrInvalidResetToken
 	}
 	var row models.ResetToken
-	err := s.db.WithContext(ctx).Take(&row, "token_hash = ?", HashSecret(token)).Error
+	err = s.db.WithContext(ctx).Take(&row, "token_hash = ?", HashSecret(token)).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
-		return ErrInvalidResetToken
+		return "", ErrInvalidResetToken
 	case err != nil:
-		return models.Unavailable("load reset token", err)
+		return "", models.Unavailable("load reset token", err)
 	}
 	now := s.now().UTC()
-	return s.change(ctx, row.UserID, ErrInvalidResetToken, func(tx *gorm.DB, u *models.User) (bool, error) {
+	err = s.change(ctx, row.UserID, ErrInvalidResetToken, func(tx *gorm.DB, u *models.User) (bool, error) {
+		email = u.Email
 		// One conditional write spends the token: of two concurrent
 		// confirmations only one finds it unused.
 		res := tx.Model(&models.ResetToken{}).
@@ -755,6 +758,10 @@ func (s *Service) ResetPassword(ctx context.Context, token, newHash string) erro
 		}
 		return true, s.record(ctx, tx, now, audit.Event{Action: audit.PasswordResetCompleted, Result: audit.Success, UserID: u.ID})
 	})
+	if err != nil {
+		return "", err
+	}
+	return email, nil
 }
 
 // setPassword stores a new password hash for the locked user u and ends

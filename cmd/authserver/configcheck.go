@@ -171,11 +171,17 @@ func maskURL(raw string) string {
 
 // printSecrets says where the server secrets come from and which key ids
 // they have, reading the secret file only if it exists: a check creates
-// nothing.
+// nothing. A secret file that others may read gets a warning instead.
 func printSecrets(out io.Writer, cfg *config.Config) error {
 	if cfg.JWT.Secret == "" {
 		if _, err := os.Stat(cfg.JWT.SecretFile); errors.Is(err, fs.ErrNotExist) {
 			fmt.Fprintf(out, "secrets: jwt.secret_file %s does not exist yet; the server generates it on first start\n", cfg.JWT.SecretFile)
+			return nil
+		}
+		// A warning, not a failure: the check is about the settings, and
+		// a chmod fixes this without changing any. serve refuses it.
+		if err := config.CheckSecretFileMode(cfg.JWT.SecretFile); errors.Is(err, config.ErrSecretFileExposed) {
+			fmt.Fprintf(out, "WARNING: %v; serve refuses to start until then\n", err)
 			return nil
 		}
 	}

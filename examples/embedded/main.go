@@ -4,8 +4,8 @@
 // /api/v1 and protects its own GET /profile with the server's middleware.
 //
 //	go run ./examples/embedded
-//	curl -X POST localhost:8000/api/v1/auth/register -d '{"email":"ann@example.com","password":"correct horse"}'
-//	curl -X POST localhost:8000/api/v1/auth/login -d '{"email":"ann@example.com","password":"correct horse"}'
+//	curl localhost:8000/api/v1/auth/register --json '{"email":"ann@example.com","password":"correct horse"}'
+//	curl localhost:8000/api/v1/auth/login --json '{"email":"ann@example.com","password":"correct horse"}'
 //	curl localhost:8000/profile -H "Authorization: Bearer $ACCESS_TOKEN"
 package main
 

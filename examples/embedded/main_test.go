@@ -118,6 +118,9 @@ func start(t *testing.T, db *gorm.DB) *running {
 func (a *running) send(method, path, token, body string) (int, map[string]any) {
 	a.t.Helper()
 	hr := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		hr.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -113,10 +113,13 @@ func (s *Server) Restart() {
 	s.Kill()
 	_, port, _ := net.SplitHostPort(s.Addr)
 	cmd := exec.Command(s.bin, append([]string{"--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no"}, s.args...)...)
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", s.tb.TempDir()}, s.args...)...)
 	if s.conf != "" {
 		cmd = exec.Command(s.bin, s.conf, "--sentinel")
 	}
+	// A replica stores what its master sends it in the working directory
+	// (dump.rdb), even without save points: never the package's.
+	cmd.Dir = s.tb.TempDir()
 	if err := cmd.Start(); err != nil {
 		s.tb.Fatalf("start redis-server: %v", err)
 	}
