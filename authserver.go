@@ -508,5 +508,6 @@ type nopTarget struct{}
 
 func (nopTarget) Invalidate(uint64, int64) {}
 func (nopTarget) Flush()                   {}
+func (nopTarget) Distrust()                {}
 func (nopTarget) Confirm(time.Time)        {}
 func (nopTarget) SeeUser(uint64)           {}

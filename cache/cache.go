@@ -55,6 +55,9 @@ type Cache[V any] struct {
 	// confirmed is when (ns since base) the last successful outbox read
 	// began; 0 means never.
 	confirmed atomic.Int64
+	// distrusted is when (ns since base) Distrust was last called: a read
+	// that began before it confirms nothing.
+	distrusted atomic.Int64
 	// seq orders invalidations and tickets: every invalidation takes the
 	// next number, a ticket is the current one.
 	seq atomic.Uint64
@@ -112,12 +115,23 @@ func (c *Cache[V]) Trusted() bool {
 // invalidation committed before start has been applied.
 func (c *Cache[V]) Confirm(start time.Time) {
 	t := max(int64(start.Sub(c.base)), 1)
+	if t < c.distrusted.Load() {
+		return
+	}
 	for {
 		old := c.confirmed.Load()
 		if t <= old || c.confirmed.CompareAndSwap(old, t) {
 			return
 		}
 	}
+}
+
+// Distrust ends the trust until the next Confirm: fills are refused and
+// Get misses. The feed calls it when it lost its place in the outbox and
+// starts over; a Confirm of a read that began before would not do.
+func (c *Cache[V]) Distrust() {
+	c.distrusted.Store(c.mono())
+	c.confirmed.Store(0)
 }
 
 // Get returns the user's value when the cache is trusted and holds one.

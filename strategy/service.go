@@ -84,11 +84,17 @@ type Service struct {
 	flight      singleflight.Group
 	// probe bounds the database lookups of user ids above the highest
 	// known one: a flood of tokens naming random users.
-	probe   *rate.Limiter
+	probe *rate.Limiter
+	// reread bounds, over all users, the re-reads of a cached state that
+	// refused a token that may be newer than it (see Verify): forged
+	// tokens reach that path.
+	reread  *rate.Limiter
 	touches *touchQueue
 	// mfaKeys seal TOTP secrets and key recovery-code hashes, one per
 	// server secret, the active one first.
 	mfaKeys []mfaKey
+	// afterFill, when set (tests), runs in a shared fill after its Put.
+	afterFill func()
 }
 
 // Tokens is what a login, refresh or password change hands the client.
@@ -145,7 +151,7 @@ func New(db *gorm.DB, name string, cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		db: db, strat: strat, cfg: cfg, now: now, log: log, decoyKey: randomBytes(32), cache: cfg.Cache,
-		probe: rate.NewLimiter(20, 20),
+		probe: rate.NewLimiter(20, 20), reread: rate.NewLimiter(rereadRate, rereadRate),
 	}
 	for _, sec := range append([][]byte{cfg.Secret}, cfg.PreviousSecrets...) {
 		rk, err := purposeKey(sec, "refresh-successor")
@@ -273,9 +279,92 @@ func (s *Service) secretIndex(kid any) (int, bool) {
 // find the user's state, from the cache or the database, and hands the
 // parser that user's key; a user who does not exist gets a key nobody has,
 // so that an unknown user costs and answers the same as a bad signature.
+//
+// A cached state may be older than the token: another instance logged the
+// user in, refreshed, or re-keyed them a moment ago, and the invalidation
+// has not arrived yet (milliseconds with Redis, up to max_staleness
+// without). When the cached state refuses a token that may be newer than
+// it, the state is read again, once, before answering (see mayBeNewer).
 func (s *Service) Verify(ctx context.Context, raw string) (*Principal, error) {
+	p, v, err := s.verify(ctx, raw, false)
+	if err == nil || !v.cached || !s.mayBeNewer(v, err) {
+		return p, err
+	}
+	p, _, err = s.verify(ctx, raw, true)
+	return p, err
+}
+
+// verdict is what a verification learned besides its answer.
+type verdict struct {
+	st     *State
+	claims *Claims
+	// cached: st came from the cache; badSig: the signature did not
+	// verify under st's key (the claims are then not authenticated).
+	cached, badSig bool
+}
+
+// rereadEvery is the least time between two re-reads of one cached state
+// (a per-user bound of the forged tokens' path); rereadRate bounds them
+// over all users, per second.
+const (
+	rereadEvery = 100 * time.Millisecond
+	rereadRate  = 100
+)
+
+// mayBeNewer reports whether a refusal by a cached state is worth a
+// re-read, and takes the re-read from the bounds. A token may be newer
+// than the state when it was issued after the state was read (iat has
+// whole seconds, so a second of margin), when it names a login, a refresh
+// or a version the state does not know, or when its signature failed
+// under the state's key (a re-key elsewhere: a password change or reset,
+// logout-others). A forged token can claim any of that, so every re-read
+// is bounded: per cached state (rereadEvery) and globally (rereadRate).
+// Past the bounds the refusal stands, as it would have without the
+// re-read, until the invalidation arrives.
+func (s *Service) mayBeNewer(v verdict, err error) bool {
+	st, c := v.st, v.claims
+	if st == nil || c == nil {
+		return false
+	}
+	if !errors.Is(err, ErrTokenRevoked) && !(errors.Is(err, ErrTokenInvalid) && v.badSig) {
+		return false
+	}
+	// A user that does not exist has no key to change: its id is never
+	// given to another user, and a registration is announced like any
+	// change.
+	if !st.Found {
+		return false
+	}
+	// A bad signature's claims are not authenticated: the failure alone
+	// is the reason (a re-key elsewhere), whatever they say.
+	newer := v.badSig
+	if !newer && c.IssuedAt != nil && c.IssuedAt.Add(time.Second).After(st.ReadAt) {
+		newer = true
+	}
+	if !newer && c.SID != "" && c.SID != st.Current {
+		l, known := st.Logins[c.SID]
+		newer = !known || (c.RID != "" && l.RefreshID != c.RID)
+	}
+	if !newer && c.Ver != nil && *c.Ver > st.TokenVersion {
+		newer = true
+	}
+	if !newer {
+		return false
+	}
+	now := int64(s.now().UnixNano())
+	last := st.reread.Load()
+	if now-last < int64(rereadEvery) || !st.reread.CompareAndSwap(last, now) {
+		return false
+	}
+	return s.reread.Allow()
+}
+
+// verify is one verification; fresh reads the user's state from the
+// database instead of the cache (and stores it).
+func (s *Service) verify(ctx context.Context, raw string, fresh bool) (*Principal, verdict, error) {
+	var v verdict
 	if raw == "" || len(raw) > MaxTokenBytes {
-		return nil, ErrTokenInvalid
+		return nil, v, ErrTokenInvalid
 	}
 	var (
 		c       Claims
@@ -294,38 +383,66 @@ func (s *Service) Verify(ctx context.Context, raw string) (*Principal, error) {
 		if err != nil || uid == 0 {
 			return nil, ErrTokenInvalid
 		}
-		if st, loadErr = s.state(ctx, uid); loadErr != nil {
+		if fresh {
+			st, loadErr = s.reload(ctx, uid)
+		} else {
+			st, v.cached, loadErr = s.state(ctx, uid)
+		}
+		if loadErr != nil {
 			return nil, loadErr
 		}
+		v.st, v.claims = st, &c
 		if !st.Found {
 			return s.decoyKey, nil
 		}
 		return st.keys[i], nil
 	})
 	if loadErr != nil {
-		return nil, loadErr
+		return nil, v, loadErr
 	}
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return nil, ErrTokenExpired
+		return nil, v, ErrTokenExpired
 	default:
-		return nil, ErrTokenInvalid
+		v.badSig = st != nil && errors.Is(err, jwt.ErrTokenSignatureInvalid)
+		return nil, v, ErrTokenInvalid
 	}
 	uid, perr := strconv.ParseUint(c.Subject, 10, 64)
 	if perr != nil || uid == 0 || c.SID == "" || (s.strat.PerUserKey() && (st == nil || !st.Found)) {
-		return nil, ErrTokenInvalid
+		return nil, v, ErrTokenInvalid
 	}
 	now := s.now()
 	if err := s.strat.Check(st, &c, now); err != nil {
-		return nil, err
+		return nil, v, err
 	}
 	if s.touches != nil && st != nil {
 		if l, ok := st.Logins[c.SID]; ok && now.Sub(l.LastSeenAt) >= touchEvery {
 			s.touches.add(uid, c.SID, now)
 		}
 	}
-	return &Principal{UserID: uid, LoginID: c.SID, Claims: &c}, nil
+	return &Principal{UserID: uid, LoginID: c.SID, Claims: &c}, v, nil
+}
+
+// reload reads user uid's state from the database, bypassing the cache,
+// and stores it: a cached state refused a token that may be newer.
+func (s *Service) reload(ctx context.Context, uid uint64) (*State, error) {
+	c := s.cache
+	if c == nil {
+		return s.loadState(ctx, uid)
+	}
+	t := c.Ticket()
+	st, err := s.loadState(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	// The per-user bound carries over to the state that replaces the one
+	// just re-read.
+	st.reread.Store(s.now().UnixNano())
+	if st.Found || uid <= c.MaxUser() {
+		c.Put(uid, st.Revision, st, t)
+	}
+	return st, nil
 }
 
 // fill is the result of one shared load of a user's state.
@@ -344,17 +461,18 @@ const loadTimeout = 5 * time.Second
 // could not be stored because an invalidation overtook it, each caller
 // reads again on its own, so that nobody who asked after a revocation
 // answered is handed the state from before it.
-func (s *Service) state(ctx context.Context, uid uint64) (*State, error) {
+func (s *Service) state(ctx context.Context, uid uint64) (st *State, cached bool, err error) {
 	c := s.cache
 	if c == nil || !c.Trusted() {
-		return s.loadState(ctx, uid)
+		st, err = s.loadState(ctx, uid)
+		return st, false, err
 	}
 	if st, ok := c.Get(uid); ok {
-		return st, nil
+		return st, true, nil
 	}
 	beyond := uid > c.MaxUser()
 	if beyond && !s.probe.Allow() {
-		return nil, ErrBusy
+		return nil, false, ErrBusy
 	}
 	ch := s.flight.DoChan(strconv.FormatUint(uid, 10), func() (any, error) {
 		t := c.Ticket()
@@ -370,35 +488,48 @@ func (s *Service) state(ctx context.Context, uid uint64) (*State, error) {
 		if st.Found || !beyond {
 			stored = c.Put(uid, st.Revision, st, t)
 		}
+		if s.afterFill != nil {
+			s.afterFill()
+		}
 		return fill{st: st, stored: stored}, nil
 	})
 	select {
 	case <-ctx.Done():
-		return nil, models.Unavailable("load user", ctx.Err())
+		return nil, false, models.Unavailable("load user", ctx.Err())
 	case r := <-ch:
 		if r.Err != nil {
-			return nil, r.Err
+			return nil, false, r.Err
 		}
 		f := r.Val.(fill)
-		if !f.stored && r.Shared {
-			return s.loadState(ctx, uid)
+		if !r.Shared {
+			return f.st, false, nil
 		}
-		return f.st, nil
+		// A caller that joined the flight may have arrived after a
+		// revocation answered, while the flight's read came before it:
+		// the fill is handed on only while the cache still holds that
+		// same state (an invalidation since has dropped it), else the
+		// caller reads on its own.
+		if cur, ok := c.Get(uid); f.stored && ok && cur == f.st {
+			return f.st, true, nil
+		}
+		st, err = s.loadState(ctx, uid)
+		return st, false, err
 	}
 }
 
 // loadState reads user uid's state from the database: the user row, the
 // keys derived from it, and the strategy's state.
 func (s *Service) loadState(ctx context.Context, uid uint64) (*State, error) {
+	readAt := s.now()
 	var u models.User
 	err := s.db.WithContext(ctx).Take(&u, "id = ?", uid).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
-		return &State{UserID: uid}, nil
+		return &State{UserID: uid, ReadAt: readAt}, nil
 	case err != nil:
 		return nil, models.Unavailable("load user", err)
 	}
-	st := &State{UserID: uid, Revision: u.Revision, Found: true, keys: make([][]byte, len(s.secrets))}
+	st := &State{UserID: uid, Revision: u.Revision, Found: true, ReadAt: readAt, keys: make([][]byte, len(s.secrets))}
 	for i, sec := range s.secrets {
 		if st.keys[i], err = userKey(sec.key, s.strat.Name(), &u); err != nil {
 			return nil, err

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -126,11 +127,18 @@ type Device struct {
 
 // State is what deciding on a token of one user needs, as read from the
 // database: the per-user keys and the strategy's state. It is immutable
-// once built, because the verification cache shares it between requests.
+// once built, because the verification cache shares it between requests;
+// the one exception is reread, an atomic.
 type State struct {
 	UserID uint64
 	// Revision is users.revision when the state was read.
 	Revision int64
+	// ReadAt is when the read began (this instance's clock): a token
+	// issued after it may be newer than the state.
+	ReadAt time.Time
+	// reread is when (unix ns) a refusal by this state last caused a
+	// re-read: a per-user bound of that path.
+	reread atomic.Int64
 	// Found is false when the user does not exist.
 	Found bool
 	// keys are the user's signing keys, one per server secret (the
