@@ -429,13 +429,21 @@ func (s *Server) prune(ctx context.Context) {
 // counts. Run does it every database.prune_interval; it returns how many
 // rows went.
 func (s *Server) Prune(ctx context.Context) (int64, error) {
-	n, err := s.tokens.Prune(ctx)
+	st, err := s.PruneStats(ctx)
+	return st.Rows, err
+}
+
+// PruneStats is Prune, saying how many batches it took and how long the
+// longest ran (the refresh-token, session and reset-token tables are
+// pruned in primary-key ranges: see strategy.PruneWith).
+func (s *Server) PruneStats(ctx context.Context) (strategy.PruneStats, error) {
+	st, err := s.tokens.PruneWith(ctx, strategy.PruneOptions{})
 	if err == nil && s.throttles != nil {
 		var m int64
 		m, err = s.throttles.Prune(ctx, time.Now(), s.cfg.BruteForcePolicy())
-		n += m
+		st.Rows += m
 	}
-	return n, err
+	return st, err
 }
 
 // Ready reports what the server depends on, by name: the database, Redis

@@ -196,26 +196,53 @@ const outboxRetention = time.Hour
 // revoked session was announced when it was revoked, and a cached session
 // carries its expiry, which Check enforces.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
+	st, err := s.PruneWith(ctx, PruneOptions{})
+	return st.Rows, err
+}
+
+// PruneWith is Prune with options, and says how it went. The tables that
+// grow with logins are pruned in primary-key ranges (see pruneRanges), so
+// that no statement holds its locks for long.
+func (s *Service) PruneWith(ctx context.Context, o PruneOptions) (PruneStats, error) {
+	started := time.Now()
 	now := s.now()
-	db := s.db.WithContext(ctx)
-	var total int64
-	steps := []struct {
-		model any
-		where string
-	}{
-		{&models.RefreshToken{}, "expires_at < ? OR revoked_at IS NOT NULL"},
-		{&models.Session{}, "expires_at < ? OR revoked_at IS NOT NULL"},
-		{&models.ResetToken{}, "expires_at < ? OR used_at IS NOT NULL"},
-		{&models.MFAChallenge{}, "expires_at < ? OR used_at IS NOT NULL"},
-		{&models.MFAFactor{}, "confirmed_at IS NULL AND expires_at < ?"},
+	var st PruneStats
+	b := newBatcher(o, &st)
+	steps := []func() (int64, error){
+		func() (int64, error) {
+			return pruneRanges[uint64](ctx, s.db, &models.RefreshToken{}, "expires_at < ? OR revoked_at IS NOT NULL", b, now)
+		},
+		func() (int64, error) {
+			return pruneRanges[string](ctx, s.db, &models.Session{}, "expires_at < ? OR revoked_at IS NOT NULL", b, now)
+		},
+		func() (int64, error) {
+			return pruneRanges[uint64](ctx, s.db, &models.ResetToken{}, "expires_at < ? OR used_at IS NOT NULL", b, now)
+		},
+		func() (int64, error) {
+			return pruneRanges[uint64](ctx, s.db, &models.MFAChallenge{}, "expires_at < ? OR used_at IS NOT NULL", b, now)
+		},
+		func() (int64, error) {
+			// Unconfirmed factors past their 10 minutes.
+			return pruneRanges[string](ctx, s.db, &models.MFAFactor{}, "confirmed_at IS NULL AND expires_at < ?", b, now)
+		},
 	}
-	for _, st := range steps {
-		res := db.Where(st.where, now).Delete(st.model)
-		if res.Error != nil {
-			return total, models.Unavailable("prune", res.Error)
+	for _, step := range steps {
+		n, err := step()
+		st.Rows += n
+		if err != nil {
+			return st, err
 		}
-		total += res.RowsAffected
 	}
+	total, err := s.pruneRest(ctx, now)
+	st.Rows += total
+	st.Took = time.Since(started)
+	return st, err
+}
+
+// pruneRest prunes the outbox and the audit log, which have their own
+// retention.
+func (s *Service) pruneRest(ctx context.Context, now time.Time) (int64, error) {
+	var total int64
 	n, err := cache.Prune(ctx, s.db, now.Add(-outboxRetention))
 	total += n
 	if err != nil {

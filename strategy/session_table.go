@@ -79,15 +79,21 @@ func (s SessionTable) Begin(_ context.Context, tx *gorm.DB, u *models.User, c *C
 		}
 		evicted = ids
 	}
-	dev := newDevice(d, c.RID, now)
-	row := models.Session{
-		ID: c.SID, UserID: u.ID, DeviceName: dev.Name, UserAgent: dev.UserAgent, IP: dev.IP,
-		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.opt.LoginTTL), RefreshID: c.RID,
-	}
+	row := s.sessionRow(u, c, d, now)
 	if err := tx.Create(&row).Error; err != nil {
 		return nil, models.Unavailable("create session", err)
 	}
 	return evicted, nil
+}
+
+// sessionRow is the session row of a new login c.SID of u (Begin and
+// seeding).
+func (s SessionTable) sessionRow(u *models.User, c *Claims, d DeviceInfo, now time.Time) models.Session {
+	dev := newDevice(d, c.RID, now)
+	return models.Session{
+		ID: c.SID, UserID: u.ID, DeviceName: dev.Name, UserAgent: dev.UserAgent, IP: dev.IP,
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.opt.LoginTTL), RefreshID: c.RID,
+	}
 }
 
 func (SessionTable) Resume(_ context.Context, tx *gorm.DB, u *models.User, c *Claims, now time.Time) error {

@@ -49,9 +49,14 @@ func (SingleDevice) Begin(_ context.Context, tx *gorm.DB, u *models.User, c *Cla
 	if u.State != "" {
 		evicted = append(evicted, u.State)
 	}
+	setCurrent(u, c, d, now)
+	return evicted, saveUser(tx, u, "state", "devices")
+}
+
+// setCurrent makes login c.SID the one device of u (Begin and seeding).
+func setCurrent(u *models.User, c *Claims, d DeviceInfo, now time.Time) {
 	u.State = c.SID
 	u.Devices = models.DeviceMap{c.SID: newDevice(d, c.RID, now)}
-	return evicted, saveUser(tx, u, "state", "devices")
 }
 
 func (SingleDevice) Resume(_ context.Context, _ *gorm.DB, u *models.User, c *Claims, _ time.Time) error {

@@ -41,6 +41,6 @@ func rootCmd() *cobra.Command {
 	})
 	root.AddCommand(compareCmd())
 	root.AddCommand(demoCmd())
-	root.AddCommand(userCmd(&configPath), sessionsCmd(&configPath), pruneCmd(&configPath), configCmd(&configPath), keysCmd(&configPath))
+	root.AddCommand(userCmd(&configPath), sessionsCmd(&configPath), pruneCmd(&configPath), configCmd(&configPath), keysCmd(&configPath), devCmd(&configPath))
 	return root
 }

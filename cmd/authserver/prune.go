@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -21,11 +22,14 @@ audit.retention and forgotten brute-force counts.`,
 				return err
 			}
 			defer srv.Close()
-			n, err := srv.Prune(ctx)
+			st, err := srv.PruneStats(ctx)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d rows\n", n)
+			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d rows\n", st.Rows)
+			// How it went, apart from the count scripts read.
+			fmt.Fprintf(cmd.ErrOrStderr(), "prune took %s in %d batches, the longest %s, %d over 100ms\n",
+				st.Took.Round(time.Millisecond), st.Batches, st.Longest.Round(time.Microsecond), st.Over)
 			return nil
 		},
 	}
