@@ -258,6 +258,10 @@ func (s *Server) openDB(ctx context.Context, o Options) error {
 	default:
 		s.db, err = models.Open(s.cfg.Database.Driver, s.cfg.Database.DSN, mo)
 		s.ownsDB = err == nil
+		if err != nil {
+			// Name the settings, never the DSN itself: it may hold a password.
+			return fmt.Errorf("database.dsn (database.driver %s): %w", s.cfg.Database.Driver, err)
+		}
 	}
 	if err != nil {
 		return err

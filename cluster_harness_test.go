@@ -56,8 +56,9 @@ const (
 	hangLimit = 2 * time.Second
 )
 
-// onDrivers runs fn on every test database (SQLite, and MySQL when
-// AUTH_TEST_MYSQL_DSN is set), the databases in parallel: the tests
+// onDrivers runs fn on every test database (SQLite, MySQL when
+// AUTH_TEST_MYSQL_DSN is set, PostgreSQL when AUTH_TEST_POSTGRES_DSN is
+// set), the databases in parallel: the tests
 // mostly wait for time to pass, each database's instances on their own.
 func onDrivers(t *testing.T, fn func(t *testing.T, driver string)) {
 	for _, driver := range dbtest.Drivers() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput of GET /api/v1/auth/verify under every strategy, on SQLite and
-# MySQL, as a ratio to a stateless yardstick measured in the same run.
+# MySQL (and PostgreSQL with -D), as a ratio to a stateless yardstick
+# measured in the same run.
 #
 # The yardstick (bench/yardstick) is a minimal Gin handler that checks an
 # HS256 token with golang-jwt's strict parser and answers a small JSON,
@@ -24,6 +25,9 @@
 # Usage: bench/throughput.sh [-p] [-d seconds] [-r rounds] [-c connections] [-t threads] [-s "strategies"] [-D "drivers"]
 #   MySQL: AUTH_BENCH_MYSQL_DSN (default root@tcp(127.0.0.1:3306)/) names a
 #   server where the script may create and drop databases authbench_*.
+#   PostgreSQL (-D "sqlite mysql postgres"): AUTH_BENCH_POSTGRES_DSN (default
+#   postgres://root@127.0.0.1:5432/postgres?sslmode=disable), a URL to an
+#   existing database of a server where the same is allowed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -40,6 +44,8 @@ while getopts "pd:r:c:t:s:D:" o; do
   esac
 done
 mysql_base=${AUTH_BENCH_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/}
+pg_admin=${AUTH_BENCH_POSTGRES_DSN:-postgres://root@127.0.0.1:5432/postgres?sslmode=disable}
+pg_path=${pg_admin%%\?*} pg_query=${pg_admin#"${pg_admin%%\?*}"}
 # Pin the servers and the load generator to cores of their own.
 on_server=() on_load=()
 if [ -n "$pin" ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
@@ -52,6 +58,11 @@ drop_bench_databases() {
   for db in $(mariadb -uroot -h127.0.0.1 -N -e "SHOW DATABASES LIKE 'authbench\\_%'" 2>/dev/null); do
     mariadb -uroot -h127.0.0.1 -e "DROP DATABASE \`$db\`" 2>/dev/null || true
   done
+  if [[ " $drivers " == *" postgres "* ]]; then
+    for db in $(psql "$pg_admin" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'authbench\\_%'" 2>/dev/null); do
+      psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true
+    done
+  fi
 }
 on_exit+=(drop_bench_databases)
 go build -o "$work/yardstick" ./bench/yardstick
@@ -84,6 +95,10 @@ server() {
   port=$(free_port)
   if [ "$driver" = sqlite ]; then
     dsn="$work/$strat.db"
+  elif [ "$driver" = postgres ]; then
+    local db="authbench_$strat"
+    PGOPTIONS="-c client_min_messages=warning" psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+    dsn="${pg_path%/*}/$db$pg_query"
   else
     local db="authbench_$strat"
     mariadb -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db"

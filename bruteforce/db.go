@@ -34,7 +34,7 @@ func (s *DBStore) LockedUntil(ctx context.Context, key Key) (time.Time, error) {
 }
 
 // Fail counts the failure with one upsert (INSERT ... ON CONFLICT DO
-// UPDATE on SQLite, ON DUPLICATE KEY UPDATE on MySQL), never a read before
+// UPDATE on SQLite and PostgreSQL, ON DUPLICATE KEY UPDATE on MySQL), never a read before
 // an insert: of concurrent failures none is lost. The upsert holds the
 // row's lock until the transaction ends, so the count read back is this
 // failure's, and the lock it sets only ever moves later.
@@ -47,11 +47,19 @@ func (s *DBStore) Fail(ctx context.Context, key Key, now time.Time, p Policy) (t
 		// earlier ones' results: failures must be computed before
 		// last_failure_micros changes. SQLite evaluates all against the
 		// old row.
+		// PostgreSQL wants the old row's columns qualified (bare ones are
+		// ambiguous with EXCLUDED's); the others accept the qualified form.
+		stmt := &gorm.Statement{DB: tx}
+		if err := stmt.Parse(&models.LoginThrottle{}); err != nil {
+			return unavailable("count failure", err)
+		}
+		old := func(col string) clause.Column { return clause.Column{Table: stmt.Table, Name: col} }
 		err := tx.Clauses(clause.OnConflict{
 			Columns: []clause.Column{{Name: "key_hash"}},
 			DoUpdates: clause.Set{
 				{Column: clause.Column{Name: "failures"}, Value: gorm.Expr(
-					"CASE WHEN last_failure_micros < ? THEN 1 ELSE failures + 1 END", nowUS-p.resetAfter().Microseconds())},
+					"CASE WHEN ? < ? THEN 1 ELSE ? + 1 END",
+					old("last_failure_micros"), nowUS-p.resetAfter().Microseconds(), old("failures"))},
 				{Column: clause.Column{Name: "last_failure_micros"}, Value: nowUS},
 			},
 		}).Create(&row).Error

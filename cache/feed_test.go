@@ -79,10 +79,13 @@ func TestFeedAppliesOutbox(t *testing.T) {
 // TestFeedOutOfOrderCommits: auto-increment ids are handed out at insert,
 // not at commit. A row whose transaction commits after a row with a
 // higher id must still be applied (a reader that only asked for ids above
-// the highest seen would miss it forever). MySQL only: SQLite runs one
-// transaction at a time.
-func TestFeedOutOfOrderCommits(t *testing.T) {
-	db := dbtest.Open(t, "mysql")
+// the highest seen would miss it forever). MySQL and PostgreSQL (whose
+// sequences hand out ids the same way): SQLite runs one transaction at a
+// time.
+func TestFeedOutOfOrderCommits(t *testing.T) { onServers(t, testFeedOutOfOrderCommits) }
+
+func testFeedOutOfOrderCommits(t *testing.T, driver string) {
+	db := dbtest.Open(t, driver)
 	c := New[string](Options{MaxEntries: 100, MaxStaleness: time.Hour})
 	f := NewFeed(db, c, FeedOptions{MaxStaleness: time.Hour, GapTimeout: time.Hour})
 	poll(t, f)
@@ -113,7 +116,11 @@ func TestFeedOutOfOrderCommits(t *testing.T) {
 // transaction holds a lower id than a committed one must not take that id
 // as seen.
 func TestFeedStartsWithTransactionsInFlight(t *testing.T) {
-	db := dbtest.Open(t, "mysql")
+	onServers(t, testFeedStartsWithTransactionsInFlight)
+}
+
+func testFeedStartsWithTransactionsInFlight(t *testing.T, driver string) {
+	db := dbtest.Open(t, driver)
 	slow := begin(t, db, 1)
 	fast := begin(t, db, 2)
 	if err := fast.Commit().Error; err != nil {
@@ -135,8 +142,10 @@ func TestFeedStartsWithTransactionsInFlight(t *testing.T) {
 // TestFeedAbandonsRolledBackIDs: an id whose transaction rolled back never
 // appears; it is given up once a read that began GapTimeout after it was
 // noticed still does not find it.
-func TestFeedAbandonsRolledBackIDs(t *testing.T) {
-	db := dbtest.Open(t, "mysql")
+func TestFeedAbandonsRolledBackIDs(t *testing.T) { onServers(t, testFeedAbandonsRolledBackIDs) }
+
+func testFeedAbandonsRolledBackIDs(t *testing.T, driver string) {
+	db := dbtest.Open(t, driver)
 	c := New[string](Options{MaxEntries: 100, MaxStaleness: time.Hour})
 	f := NewFeed(db, c, FeedOptions{MaxStaleness: time.Hour, GapTimeout: 50 * time.Millisecond})
 	poll(t, f)
@@ -198,5 +207,14 @@ func TestFeedRegainsTrust(t *testing.T) {
 				t.Fatal("the entry from before the outage survived the return of trust")
 			}
 		})
+	}
+}
+
+// onServers runs fn on the database servers, MySQL and PostgreSQL, each
+// skipped when its DSN is not set: the tests of concurrent transactions
+// mean nothing on SQLite, which runs one at a time.
+func onServers(t *testing.T, fn func(t *testing.T, driver string)) {
+	for _, driver := range []string{"mysql", "postgres"} {
+		t.Run(driver, func(t *testing.T) { fn(t, driver) })
 	}
 }

@@ -168,7 +168,7 @@ const SchemaVersion = 2
 
 // Options are the compare command's flags.
 type Options struct {
-	// Driver is sqlite or mysql.
+	// Driver is sqlite, mysql or postgres.
 	Driver string
 	// DSN is where the databases go. SQLite: empty means a temporary
 	// directory, removed afterwards; a path foo.db means the files
@@ -309,6 +309,9 @@ func (o Options) normalize() (Options, error) {
 	}
 	if o.Driver == "mysql" && o.DSN == "" {
 		return o, errors.New("--driver mysql needs --dsn, e.g. 'root@tcp(127.0.0.1:3306)/test'")
+	}
+	if o.Driver == "postgres" && o.DSN == "" {
+		return o, errors.New("--driver postgres needs --dsn, e.g. 'postgres://root@127.0.0.1:5432/test'")
 	}
 	if o.Format == "" {
 		o.Format = "table"

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/revocable/authserver/models"
 	"github.com/revocable/authserver/models/dbtest"
@@ -95,6 +96,11 @@ func TestCompare(t *testing.T) {
 	for _, driver := range dbtest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			_, dsn := dbtest.DSN(t, driver)
+			if driver == "postgres" {
+				// compare creates databases named after the DSN's: it
+				// needs a database of its own, not dbtest's schema.
+				dsn = dbtest.CreatePostgresDatabase(t)
+			}
 			var progress bytes.Buffer
 			rep, err := Measure(context.Background(), Options{
 				Driver: driver, DSN: dsn, Requests: testRequests, Clients: testClients, Duration: testDuration, Progress: &progress,
@@ -625,6 +631,24 @@ func checkDatabasesRemoved(t *testing.T, driver, dsn string) {
 		if len(left) > 0 {
 			t.Errorf("MySQL databases left behind: %v", left)
 		}
+	case "postgres":
+		pc, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin, err := models.Open("postgres", dsn, models.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeDB(admin)
+		var left []string
+		if err := admin.Raw("SELECT datname FROM pg_database WHERE datname LIKE ?",
+			strings.ReplaceAll(pc.Database, "_", "\\_")+"\\_cmp\\_%").Scan(&left).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(left) > 0 {
+			t.Errorf("PostgreSQL databases left behind: %v", left)
+		}
 	}
 }
 
@@ -744,7 +768,8 @@ func TestOptionsRejected(t *testing.T) {
 		o    Options
 		want string
 	}{
-		{"driver", Options{Driver: "postgres"}, "--driver"},
+		{"driver", Options{Driver: "oracle"}, "--driver"},
+		{"postgres without dsn", Options{Driver: "postgres"}, "--dsn"},
 		{"mysql without dsn", Options{Driver: "mysql"}, "--dsn"},
 		{"format", Options{Driver: "sqlite", Format: "csv"}, "--format"},
 		{"strategy", Options{Driver: "sqlite", Strategies: []string{"stateless", "jwt_blacklist"}}, "jwt_blacklist"},

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"github.com/revocable/authserver/models"
@@ -24,6 +25,9 @@ type databases struct {
 	// the per-strategy databases; mc is the DSN they are derived from.
 	admin *gorm.DB
 	mc    *mysqldriver.Config
+	// pgName is the database of a PostgreSQL --dsn: it prefixes the
+	// per-strategy databases.
+	pgName string
 }
 
 func newDatabases(ctx context.Context, driver, dsn string) (*databases, error) {
@@ -54,6 +58,19 @@ func newDatabases(ctx context.Context, driver, dsn string) (*databases, error) {
 			return nil, fmt.Errorf("connect to MySQL: %w", err)
 		}
 		d.admin, d.mc = admin, mc
+	case "postgres":
+		pc, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("parse --dsn: %w", err)
+		}
+		if pc.Database == "" || !validPGName(pc.Database) {
+			return nil, errors.New("--dsn must name a database of letters, digits and underscores, e.g. 'postgres://root@127.0.0.1:5432/test': its name prefixes the per-strategy databases")
+		}
+		admin, err := models.Open("postgres", dsn, models.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+		}
+		d.admin, d.pgName = admin, pc.Database
 	}
 	return d, nil
 }
@@ -81,8 +98,8 @@ func (d *databases) open(ctx context.Context, name string) (*gorm.DB, func(), er
 	return db, cleanup, nil
 }
 
-// create makes the empty database: a new SQLite file or a new MySQL
-// database. A leftover of an interrupted run under the same name is
+// create makes the empty database: a new SQLite file or a new MySQL or
+// PostgreSQL database. A leftover of an interrupted run under the same name is
 // removed first: the _cmp_ names belong to compare.
 func (d *databases) create(ctx context.Context, name string) (string, func(), error) {
 	switch d.driver {
@@ -100,6 +117,21 @@ func (d *databases) create(ctx context.Context, name string) (string, func(), er
 		}
 		removeSQLite(path)
 		return dsn, func() { removeSQLite(path) }, nil
+	case "postgres":
+		db := d.pgName + "_cmp_" + name
+		if len(db) > 63 {
+			return "", nil, fmt.Errorf("database name %s is longer than PostgreSQL's 63 characters: use a shorter database name in --dsn", db)
+		}
+		ident := `"` + db + `"`
+		// FORCE ends the connections of an interrupted run (PostgreSQL 13+).
+		if err := d.admin.WithContext(ctx).Exec("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)").Error; err != nil {
+			return "", nil, fmt.Errorf("drop leftover database %s: %w", db, err)
+		}
+		if err := d.admin.WithContext(ctx).Exec("CREATE DATABASE " + ident).Error; err != nil {
+			return "", nil, fmt.Errorf("create database %s: %w", db, err)
+		}
+		drop := func() { _ = d.admin.Exec("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)").Error }
+		return models.PostgresDSN(d.dsn, db), drop, nil
 	default:
 		db := d.mc.DBName + "_cmp_" + name
 		if len(db) > 64 {
@@ -156,4 +188,15 @@ func closeDB(db *gorm.DB) {
 	if sqlDB, err := db.DB(); err == nil {
 		_ = sqlDB.Close()
 	}
+}
+
+// validPGName reports whether a database name needs no quoting beyond
+// double quotes: letters, digits and underscores.
+func validPGName(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

@@ -251,7 +251,7 @@ func TestValidate(t *testing.T) {
 		{"bcrypt cost 4", func(c *config.Config) { c.Password.BcryptCost = 4 }, nil},
 		{"bcrypt cost 31", func(c *config.Config) { c.Password.BcryptCost = 31 }, nil},
 		{"bcrypt cost 32", func(c *config.Config) { c.Password.BcryptCost = 32 }, []string{"bcrypt_cost"}},
-		{"unknown driver", func(c *config.Config) { c.Database.Driver = "postgres" }, []string{"postgres", "sqlite", "mysql"}},
+		{"unknown driver", func(c *config.Config) { c.Database.Driver = "oracle" }, []string{"oracle", "sqlite", "mysql", "postgres"}},
 		{"empty dsn", func(c *config.Config) { c.Database.DSN = "" }, []string{"database.dsn"}},
 		{"negative heap floor", func(c *config.Config) { c.Server.HeapFloorMiB = -1 }, []string{"server.heap_floor_mib"}},
 		{"heap floor off", func(c *config.Config) { c.Server.HeapFloorMiB = 0 }, nil},

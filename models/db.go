@@ -11,9 +11,15 @@ import (
 	"strings"
 	"time"
 
+	sqlitedriver "github.com/glebarez/go-sqlite"
 	"github.com/glebarez/sqlite"
 	mysqldriver "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
@@ -32,7 +38,7 @@ func Unavailable(op string, err error) error {
 }
 
 // Drivers lists the accepted values of database.driver.
-var Drivers = []string{"sqlite", "mysql"}
+var Drivers = []string{"sqlite", "mysql", "postgres"}
 
 // Options are what opening the database takes besides the DSN.
 type Options struct {
@@ -51,8 +57,12 @@ func gormConfig(o Options) *gorm.Config {
 
 // Open connects to the database. SQLite runs with one connection, so that
 // transactions are serialized in Go rather than failing with SQLITE_BUSY;
-// MySQL DSNs are forced to parse times in UTC.
+// MySQL DSNs are forced to parse times in UTC, and PostgreSQL connections
+// scan timestamptz in UTC (pgx's default is the process's local zone).
 func Open(driver, dsn string, o Options) (*gorm.DB, error) {
+	if err := CheckDSN(driver, dsn); err != nil {
+		return nil, err
+	}
 	cfg := gormConfig(o)
 	switch driver {
 	case "sqlite":
@@ -106,9 +116,56 @@ func Open(driver, dsn string, o Options) (*gorm.DB, error) {
 		sqlDB.SetMaxIdleConns(25)
 		sqlDB.SetConnMaxLifetime(5 * time.Minute)
 		return db, nil
+	case "postgres":
+		pc, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("parse postgres dsn: %w", err)
+		}
+		// The pool is ours, so the codec is registered on every new
+		// connection; times written are instants either way.
+		sqlDB := stdlib.OpenDB(*pc, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
+			UTCTimes(c.TypeMap())
+			return nil
+		}))
+		db, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), cfg)
+		if err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		sqlDB.SetMaxOpenConns(50)
+		sqlDB.SetMaxIdleConns(25)
+		sqlDB.SetConnMaxLifetime(5 * time.Minute)
+		return db, nil
 	default:
 		return nil, fmt.Errorf("unknown database driver %q (valid: %s)", driver, strings.Join(Drivers, ", "))
 	}
+}
+
+// CheckDSN rejects a DSN written for another driver than the one named,
+// before anything tries to connect with it: a MySQL DSN handed to pgx, or
+// a PostgreSQL URL to SQLite (which would create a file of that name),
+// fail late or oddly, saying nothing about what is wrong. The parsers'
+// messages carry no password (pgx redacts it; MySQL's name the address).
+func CheckDSN(driver, dsn string) error {
+	pgURL := strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+	myDSN := strings.Contains(dsn, "@tcp(") || strings.Contains(dsn, "@unix(")
+	switch {
+	case pgURL && driver != "postgres":
+		return fmt.Errorf("a PostgreSQL URL given for driver %s: use driver postgres", driver)
+	case myDSN && driver != "mysql":
+		return fmt.Errorf("a MySQL DSN given for driver %s: use driver mysql", driver)
+	}
+	switch driver {
+	case "mysql":
+		if _, err := mysqldriver.ParseDSN(dsn); err != nil {
+			return fmt.Errorf("not a MySQL DSN (user:pass@tcp(host:3306)/dbname): %w", err)
+		}
+	case "postgres":
+		if _, err := pgx.ParseConfig(dsn); err != nil {
+			return fmt.Errorf("not a PostgreSQL DSN (postgres://user@host:5432/dbname or host=... dbname=...): %w", err)
+		}
+	}
+	return nil
 }
 
 // OpenConn opens our own GORM handle on a connection pool the caller owns
@@ -118,6 +175,9 @@ func Open(driver, dsn string, o Options) (*gorm.DB, error) {
 //
 // MySQL pools must parse times (parseTime=true) in UTC (loc=UTC); SQLite
 // pools should run with one connection and a busy timeout, as Open does.
+// PostgreSQL pools (pgx's stdlib) should register UTCTimes on each
+// connection: without it times read back in the process's local zone,
+// the same instants but not the same values to ==.
 func OpenConn(driver string, conn *sql.DB, o Options) (*gorm.DB, error) {
 	if conn == nil {
 		return nil, errors.New("no connection pool given")
@@ -128,6 +188,8 @@ func OpenConn(driver string, conn *sql.DB, o Options) (*gorm.DB, error) {
 		dial = &sqlite.Dialector{Conn: conn}
 	case "mysql":
 		dial = mysql.New(mysql.Config{Conn: conn})
+	case "postgres":
+		dial = postgres.New(postgres.Config{Conn: conn})
 	default:
 		return nil, fmt.Errorf("unknown database driver %q (valid: %s)", driver, strings.Join(Drivers, ", "))
 	}
@@ -138,12 +200,39 @@ func OpenConn(driver string, conn *sql.DB, o Options) (*gorm.DB, error) {
 	return db, nil
 }
 
-// Driver names the driver of an open database: sqlite or mysql.
+// Driver names the driver of an open database: sqlite, mysql or
+// postgres.
 func Driver(db *gorm.DB) string {
-	if db.Dialector.Name() == "mysql" {
+	switch db.Dialector.Name() {
+	case "mysql":
 		return "mysql"
+	case "postgres":
+		return "postgres"
 	}
 	return "sqlite"
+}
+
+// UTCTimes makes a pgx type map scan timestamptz (and timestamp) values
+// in UTC, as the other drivers do. Register it in an AfterConnect hook.
+func UTCTimes(m *pgtype.Map) {
+	m.RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID, Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
+	m.RegisterType(&pgtype.Type{Name: "timestamp", OID: pgtype.TimestampOID, Codec: &pgtype.TimestampCodec{ScanLocation: time.UTC}})
+}
+
+// PostgresDSN is a PostgreSQL dsn (a URL or libpq's key=value form) with
+// its database replaced by name: the test fixtures and compare create
+// databases of their own on the server of a given DSN.
+func PostgresDSN(dsn, name string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if u, err := url.Parse(dsn); err == nil {
+			u.Path = "/" + name
+			u.RawPath = ""
+			return u.String()
+		}
+	}
+	// In the key=value form a later key wins; the name is ours, of
+	// letters, digits and underscores, so it needs no quoting.
+	return dsn + " dbname=" + name
 }
 
 // sqliteDSN adds the pragmas the server relies on and returns the file path
@@ -170,6 +259,64 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	return err
 }
 
+// migrateSchema creates or updates the tables and indexes.
+//
+// On PostgreSQL, whose DDL is transactional, it runs in one transaction
+// under an advisory lock (on MySQL under a named lock): instances starting
+// together on an empty database migrate one after the other (the later
+// ones find the tables) instead of racing to create the same table, and
+// nobody sees half a schema. Nothing that may fail and go on (the email
+// rewrite, whose duplicates are expected) runs in that transaction: on
+// PostgreSQL a failed statement aborts it (25P02).
+func migrateSchema(ctx context.Context, db *gorm.DB) error {
+	db = db.WithContext(ctx)
+	var err error
+	switch Driver(db) {
+	case "postgres":
+		err = db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrateLockKey).Error; err != nil {
+				return err
+			}
+			return tx.AutoMigrate(All()...)
+		})
+	case "mysql":
+		err = db.Connection(func(c *gorm.DB) error { return migrateLocked(ctx, c) })
+	default:
+		err = db.AutoMigrate(All()...)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// migrateLocked migrates MySQL (the tables, then the email column's
+// collation) under a named lock of the database's own, held by conn's one
+// connection: MySQL's DDL is not transactional, so this is
+// what keeps instances starting together from racing to create a table.
+func migrateLocked(ctx context.Context, conn *gorm.DB) error {
+	// conn is not a new session: each statement needs one of its own.
+	c := func() *gorm.DB { return conn.Session(&gorm.Session{}) }
+	var got sql.NullInt64
+	if err := c().Raw("SELECT GET_LOCK(CONCAT('authserver_migrate:', DATABASE()), 60)").Scan(&got).Error; err != nil {
+		return err
+	}
+	if !got.Valid || got.Int64 != 1 {
+		return errors.New("the migration lock was not granted within 60s")
+	}
+	defer c().Exec("SELECT RELEASE_LOCK(CONCAT('authserver_migrate:', DATABASE()))")
+	if err := c().AutoMigrate(All()...); err != nil {
+		return err
+	}
+	// An ALTER of the email column while another instance reads the
+	// schema makes that one see the index missing: under the lock too.
+	return binaryEmailColumn(ctx, c())
+}
+
+// migrateLockKey is the PostgreSQL advisory lock Migrate holds: any
+// constant of our own ("authsrv" in ASCII).
+const migrateLockKey = 0x61757468737276
+
 // Ping reports whether the database answers.
 func Ping(ctx context.Context, db *gorm.DB) error {
 	sqlDB, err := db.DB()
@@ -182,9 +329,13 @@ func Ping(ctx context.Context, db *gorm.DB) error {
 	return nil
 }
 
-// Tx runs fn in a transaction and retries it when MySQL picks it as a
-// deadlock victim or times out a lock wait: under concurrent logins of one
-// user that is expected, and the retry is what the client would do anyway.
+// Tx runs fn in a transaction and retries it when the database picks it
+// as a deadlock victim, times out a lock wait or fails its serialization
+// (see retryable): under concurrent logins of one user that is expected,
+// and the retry is what the client would do anyway. Each retry runs fn
+// again in a new transaction, from the start: on PostgreSQL a failed
+// statement aborts the whole transaction (25P02), so nothing may go on in
+// the old one.
 // Errors of fn are returned as they are; database errors of the transaction
 // itself are wrapped with ErrUnavailable.
 //
@@ -230,10 +381,24 @@ func attempt(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error
 	return err
 }
 
+// retryable reports whether err is a database's "try the transaction
+// again", told by its code, never by its message: MySQL's deadlock (1213)
+// and lock wait timeout (1205), PostgreSQL's serialization failure
+// (40001), deadlock (40P01) and lock timeout (55P03), SQLite's busy (5)
+// and locked (6), with their extended codes.
 func retryable(err error) bool {
 	var me *mysqldriver.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1213 || me.Number == 1205 // deadlock, lock wait timeout
+		return me.Number == 1213 || me.Number == 1205
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "55P03"
+	}
+	var se *sqlitedriver.Error
+	if errors.As(err, &se) {
+		primary := se.Code() & 0xff
+		return primary == 5 || primary == 6
 	}
 	return false
 }

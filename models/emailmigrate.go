@@ -30,10 +30,9 @@ type MigrationReport struct {
 // MigrateWithReport is Migrate, telling what it did to existing rows.
 func MigrateWithReport(ctx context.Context, db *gorm.DB) (MigrationReport, error) {
 	var rep MigrationReport
-	if err := db.WithContext(ctx).AutoMigrate(All()...); err != nil {
-		return rep, fmt.Errorf("migrate: %w", err)
-	}
-	if err := binaryEmailColumn(ctx, db); err != nil {
+	// The schema, the email column's collation included (under the
+	// migration lock, see migrateSchema).
+	if err := migrateSchema(ctx, db); err != nil {
 		return rep, err
 	}
 	return canonicalizeEmails(ctx, db)

@@ -8,7 +8,7 @@ package models
 // attacker tried. Times are microseconds since the epoch, as integers, so
 // that comparisons behave the same on SQLite and MySQL.
 type LoginThrottle struct {
-	KeyHash []byte `gorm:"primaryKey;type:varbinary(32)"`
+	KeyHash Binary `gorm:"primaryKey;type:varbinary(32)"`
 	// Failures is the number of consecutive failures; a success deletes
 	// the row.
 	Failures int64 `gorm:"not null;default:0"`

@@ -21,7 +21,7 @@ type User struct {
 
 	// KeySalt goes into the per-user signing key. Rotating it signs the user
 	// out everywhere (password_key's logout-all) without touching the password.
-	KeySalt []byte `gorm:"type:varbinary(32);not null"`
+	KeySalt Binary `gorm:"type:varbinary(32);not null"`
 	// State is single_device's current login id: tokens carrying another one
 	// are rejected.
 	State string `gorm:"size:64;not null;default:''"`
@@ -74,7 +74,7 @@ type Session struct {
 // SHA-256 of the token is stored.
 type RefreshToken struct {
 	ID        uint64 `gorm:"primaryKey;autoIncrement"`
-	TokenHash []byte `gorm:"type:varbinary(32);not null;uniqueIndex"`
+	TokenHash Binary `gorm:"type:varbinary(32);not null;uniqueIndex"`
 	UserID    uint64 `gorm:"not null;index"`
 	// FamilyID is the login id: one family per login, shared with the
 	// device/session id of the strategies that track devices.
@@ -95,7 +95,7 @@ type RefreshToken struct {
 // ResetToken is a single-use password-reset token, stored as its SHA-256.
 type ResetToken struct {
 	ID        uint64     `gorm:"primaryKey;autoIncrement"`
-	TokenHash []byte     `gorm:"type:varbinary(32);not null;uniqueIndex"`
+	TokenHash Binary     `gorm:"type:varbinary(32);not null;uniqueIndex"`
 	UserID    uint64     `gorm:"not null;index"`
 	CreatedAt time.Time  `gorm:"not null"`
 	ExpiresAt time.Time  `gorm:"not null;index"`

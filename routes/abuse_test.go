@@ -790,7 +790,7 @@ const abLogins = 1000
 // and the pure-Go SQLite are instrumented), and the two device-ceiling
 // strategies between them cover what eviction adds. Without -race every
 // strategy runs on every driver.
-var abRaceRuns = map[string]string{"sqlite": "multi_device", "mysql": "session_table"}
+var abRaceRuns = map[string]string{"sqlite": "multi_device", "mysql": "session_table", "postgres": "session_table"}
 
 // TestThousandLogins: with the default configuration (but bcrypt cost 4
 // and the rate limits off), 1,000 consecutive logins of one user, one

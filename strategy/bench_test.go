@@ -1,9 +1,10 @@
 package strategy_test
 
-// Benchmarks of the two operations whose cost differs between strategies:
-// issuing tokens (Service.Login) and verifying one (Service.Verify),
-// called directly, without HTTP, on SQLite and, when AUTH_TEST_MYSQL_DSN is
-// set, on MySQL. `authserver compare` measures the same through the HTTP
+// Benchmarks of the operations whose cost differs between strategies:
+// issuing tokens (Service.Login), refreshing them (Service.Refresh) and
+// verifying one (Service.Verify), called directly, without HTTP, on SQLite
+// and, when AUTH_TEST_MYSQL_DSN / AUTH_TEST_POSTGRES_DSN are set, on MySQL
+// and PostgreSQL. `authserver compare` measures the same through the HTTP
 // API. Run with:
 //
 //	go test -run XXX -bench . -benchtime 200x ./strategy/
@@ -127,6 +128,27 @@ func BenchmarkVerify(b *testing.B) {
 		for b.Loop() {
 			if _, err := svc.Verify(ctx, tok.AccessToken); err != nil {
 				b.Fatalf("Verify: %v", err)
+			}
+		}
+	})
+}
+
+// BenchmarkRefresh measures a refresh: the rotation transaction (the old
+// link marked used, the successor inserted, the strategy's bookkeeping)
+// and signing the new access token. Each iteration refreshes the token
+// the previous one returned, as a client does.
+func BenchmarkRefresh(b *testing.B) {
+	benchMatrix(b, func(b *testing.B, driver, name string) {
+		svc, _, u := benchSetup(b, driver, name)
+		ctx := context.Background()
+		tok, err := svc.Login(ctx, u.ID, u.PasswordHash, benchDevice)
+		if err != nil {
+			b.Fatalf("Login: %v", err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if tok, err = svc.Refresh(ctx, tok.RefreshToken); err != nil {
+				b.Fatalf("Refresh: %v", err)
 			}
 		}
 	})

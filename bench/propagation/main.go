@@ -68,8 +68,8 @@ type options struct {
 
 func run() error {
 	var o options
-	flag.StringVar(&o.driver, "driver", "sqlite", "database driver: sqlite or mysql")
-	flag.StringVar(&o.dsn, "dsn", "", "database DSN (sqlite: default a file in a temporary directory; mysql: required, an existing database)")
+	flag.StringVar(&o.driver, "driver", "sqlite", "database driver: sqlite, mysql or postgres")
+	flag.StringVar(&o.dsn, "dsn", "", "database DSN (sqlite: default a file in a temporary directory; mysql, postgres: required, an existing database)")
 	flag.StringVar(&o.redis, "redis", "", "Redis URL; empty starts a private redis-server")
 	flag.BoolVar(&o.noRedis, "no-redis", false, "run without Redis: the outbox alone carries revocations")
 	flag.IntVar(&o.n, "n", 200, "number of revocations")

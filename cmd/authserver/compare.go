@@ -30,7 +30,7 @@ writes (DB writes and invalidation messages). It exits non-zero when a
 strategy does not do what it claims.
 
 It does not read config.yaml: it uses the built-in defaults with bcrypt cost 4
-and no rate limits. With --driver mysql it creates the databases
+and no rate limits. With --driver mysql or postgres it creates the databases
 <dbname>_cmp_<strategy> on the server of --dsn and drops them afterwards.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {
@@ -53,8 +53,8 @@ and no rate limits. With --driver mysql it creates the databases
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Driver, "driver", "sqlite", "database driver: sqlite or mysql")
-	f.StringVar(&o.DSN, "dsn", "", "database DSN (sqlite: default a temporary directory; foo.db uses foo_cmp_<strategy>.db; mysql: required, its database name prefixes <dbname>_cmp_<strategy>)")
+	f.StringVar(&o.Driver, "driver", "sqlite", "database driver: sqlite, mysql or postgres")
+	f.StringVar(&o.DSN, "dsn", "", "database DSN (sqlite: default a temporary directory; foo.db uses foo_cmp_<strategy>.db; mysql, postgres: required, its database name prefixes <dbname>_cmp_<strategy>)")
 	f.StringSliceVar(&o.Strategies, "strategies", strategy.Names(), "comma-separated strategies to compare")
 	f.StringVar(&o.Format, "format", "table", "output format: "+strings.Join(compare.Formats, ", "))
 	f.StringVar(&out, "out", "", "write the report to this file instead of standard output")

@@ -1,9 +1,10 @@
 package main
 
-// The example as an application lives with it, on SQLite and MySQL: its
-// own users table is left alone (rows and schema), ours are prefixed, a
-// GORM NamingStrategy of the application's handle does not reach ours nor
-// ours its, the application's pool outlives the auth server, and its
+// The example as an application lives with it, on SQLite, MySQL and
+// PostgreSQL: its own users table is left alone (rows and schema), ours are
+// prefixed, a GORM NamingStrategy of the application's handle does not
+// reach ours nor ours its, the application's pool outlives the auth
+// server, and its
 // protected route answers 401, 200, 401 after logout-all and 503 with the
 // database down.
 
@@ -21,6 +22,7 @@ import (
 	"github.com/gin-gonic/gin"
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 	"gorm.io/gorm/schema"
@@ -59,6 +61,10 @@ func openHost(t *testing.T, driver string, gc *gorm.Config) *gorm.DB {
 		}
 		mc.ParseTime, mc.Loc = true, time.UTC
 		db, err = gorm.Open(mysql.New(mysql.Config{DSNConfig: mc}), gc)
+	case "postgres":
+		// The application's own pgx pool, as gorm opens it: times scan in
+		// the process's zone, which the auth server must live with.
+		db, err = gorm.Open(postgres.Open(dsn), gc)
 	}
 	if err != nil {
 		t.Fatalf("open the application's database: %v", err)

@@ -63,8 +63,9 @@ const (
 // Options say how to start the server. The zero value is a password_key
 // server on a fresh SQLite database.
 type Options struct {
-	// Driver is the database: "sqlite" (the default) or "mysql", which
-	// skips the test when AUTH_TEST_MYSQL_DSN is not set. A fresh database
+	// Driver is the database: "sqlite" (the default), "mysql" or
+	// "postgres", which skip the test when AUTH_TEST_MYSQL_DSN
+	// (AUTH_TEST_POSTGRES_DSN) is not set. A fresh database
 	// is created for the test unless Env sets AUTH_DATABASE_DSN (to share
 	// one database between servers, create it with dbtest.DSN and pass it
 	// to each).
