@@ -17,7 +17,7 @@ type MFAFactor struct {
 	PendingUserID *uint64 `gorm:"uniqueIndex"`
 	// KeyID names the server secret whose derived key sealed the secret.
 	KeyID  string `gorm:"size:16;not null"`
-	Sealed []byte `gorm:"type:varbinary(128);not null"`
+	Sealed Binary `gorm:"type:varbinary(128);not null"`
 	// LastStep is the last accepted TOTP time step: a code is accepted
 	// only for a later step, advanced with a compare-and-set.
 	LastStep    int64      `gorm:"not null;default:0"`
@@ -31,7 +31,7 @@ type MFAFactor struct {
 type MFARecoveryCode struct {
 	ID        uint64     `gorm:"primaryKey;autoIncrement"`
 	UserID    uint64     `gorm:"not null;index"`
-	CodeHash  []byte     `gorm:"type:varbinary(32);not null"`
+	CodeHash  Binary     `gorm:"type:varbinary(32);not null"`
 	CreatedAt time.Time  `gorm:"not null"`
 	UsedAt    *time.Time ``
 }
@@ -41,7 +41,7 @@ type MFARecoveryCode struct {
 // It is single use, short lived and dies after a few wrong codes.
 type MFAChallenge struct {
 	ID        uint64 `gorm:"primaryKey;autoIncrement"`
-	TokenHash []byte `gorm:"type:varbinary(32);not null;uniqueIndex"`
+	TokenHash Binary `gorm:"type:varbinary(32);not null;uniqueIndex"`
 	UserID    uint64 `gorm:"not null;index"`
 	// PasswordHash is the account's password hash when the password was
 	// checked: a password changed since ends the challenge.
