@@ -106,3 +106,19 @@ func (s *Server) RevokeSessions(ctx context.Context, email, loginID string, all 
 	s.metrics.Revocation(metrics.RevokeAdmin)
 	return accessEnded, nil
 }
+
+// ResetMFA removes every second factor and recovery code of the account
+// of email and ends every login of it (the account's owner lost their
+// authenticator and proved who they are some other way). It returns how
+// many factors were removed; an audit event records it.
+func (s *Server) ResetMFA(ctx context.Context, email string) (removed int64, err error) {
+	u, err := s.User(ctx, email)
+	if err != nil {
+		return 0, err
+	}
+	if removed, err = s.tokens.AdminMFAReset(ctx, u.ID); err != nil {
+		return 0, err
+	}
+	s.metrics.Revocation(metrics.RevokeAdmin)
+	return removed, nil
+}

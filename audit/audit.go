@@ -42,6 +42,15 @@ const (
 	AdminUserDeleted       = "admin_user_deleted"
 	AdminUnlock            = "admin_unlock"
 	AdminSessionsRevoked   = "admin_sessions_revoked"
+	AdminMFAReset          = "admin_mfa_reset"
+	// Second factor.
+	MFAChallenged          = "mfa_challenged"
+	MFAEnrolled            = "mfa_enrolled"
+	MFAConfirmed           = "mfa_confirmed"
+	MFARemoved             = "mfa_removed"
+	MFAFailed              = "mfa_failed"
+	MFARecoveryUsed        = "mfa_recovery_code_used"
+	MFARecoveryRegenerated = "mfa_recovery_codes_regenerated"
 )
 
 // Results.

@@ -50,6 +50,7 @@ type Config struct {
 	Demo          Demo          `mapstructure:"demo"`
 	Mail          Mail          `mapstructure:"mail"`
 	Accounts      Accounts      `mapstructure:"accounts"`
+	MFA           MFA           `mapstructure:"mfa"`
 }
 
 // Mail is how the server sends its mail (package mail): through SMTP or
@@ -204,6 +205,13 @@ func (c *Config) MailWarnings() []string {
 		w = append(w, "a mail transport is configured but accounts.require_verified_email is false: anyone can register an address they do not own")
 	}
 	return w
+}
+
+// MFA is the second factor (TOTP and recovery codes).
+type MFA struct {
+	// EnrollRevokesOthers: confirming or removing a factor ends every
+	// other login of the account, as logout-others does.
+	EnrollRevokesOthers bool `mapstructure:"enroll_revokes_others"`
 }
 
 type Server struct {
@@ -409,6 +417,7 @@ func defaults() map[string]any {
 		"introspection.clients":          []string{},
 		"cors.allowed_origins":           []string{},
 		"demo.enabled":                   false,
+		"mfa.enroll_revokes_others":      true,
 
 		"introspection.refresh_token_clients": []string{},
 
@@ -908,5 +917,6 @@ func (c *Config) ServiceConfig(secret []byte, previous ...[]byte) strategy.Confi
 		Devices:                 strategy.Limit{Max: c.Devices.Max, EvictOldest: c.Devices.OnLimit == "evict_oldest"},
 		RefreshSupersedesAccess: c.JWT.RefreshSupersedesAccess,
 		AuditRetention:          c.Audit.Retention,
+		MFAEnrollRevokesOthers:  c.MFA.EnrollRevokesOthers,
 	}
 }

@@ -23,12 +23,15 @@ const (
 	EmailChangeNotice  Kind = "email_change_notice"
 	PasswordChanged    Kind = "password_changed"
 	EmailTaken         Kind = "email_taken"
+	// RecoveryCodeUsed tells the owner that a second-factor recovery code
+	// was spent.
+	RecoveryCodeUsed Kind = "mfa_recovery_code_used"
 	// Test is `authserver mail send-test`.
 	Test Kind = "test"
 )
 
 // Kinds lists every kind with a template.
-var Kinds = []Kind{PasswordReset, VerifyEmail, EmailChangeConfirm, EmailChangeNotice, PasswordChanged, EmailTaken, Test}
+var Kinds = []Kind{PasswordReset, VerifyEmail, EmailChangeConfirm, EmailChangeNotice, PasswordChanged, EmailTaken, RecoveryCodeUsed, Test}
 
 // Message is one whole mail as a Sender receives it.
 type Message struct {

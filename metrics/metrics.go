@@ -114,6 +114,21 @@ const (
 	RevokeDeletion
 	// RevokeAdmin: sessions revoked by an administrator (Server.RevokeSessions).
 	RevokeAdmin
+	// RevokeMFA: a second factor confirmed or removed, which ends the
+	// account's other logins (mfa.enroll_revokes_others).
+	RevokeMFA
+)
+
+// MFAResult is the result label of authserver_mfa_verifications_total.
+type MFAResult int
+
+// MFA results: the second step of a login.
+const (
+	MFAOK MFAResult = iota
+	MFAInvalidCode
+	MFAInvalidToken
+	MFARateLimited
+	MFAError
 )
 
 // The label values, indexed by the types above.
@@ -121,7 +136,8 @@ var (
 	loginResults   = [...]string{"success", "invalid_credentials", "rate_limited", "error"}
 	verifyResults  = [...]string{"ok", "invalid", "expired", "revoked"}
 	refreshResults = [...]string{"ok", "reused", "invalid", "error"}
-	revokeKinds    = [...]string{"logout", "logout_all", "logout_others", "device", "password", "deletion", "admin"}
+	revokeKinds    = [...]string{"logout", "logout_all", "logout_others", "device", "password", "deletion", "admin", "mfa"}
+	mfaResults     = [...]string{"ok", "invalid_code", "invalid_token", "rate_limited", "error"}
 )
 
 // durationBuckets span a cached verification (~100µs) to a bcrypt login
@@ -154,6 +170,7 @@ type Metrics struct {
 	refreshes     [len(refreshResults)]prometheus.Counter
 	revocations   [len(revokeKinds)]prometheus.Counter
 	mail          *prometheus.CounterVec
+	mfa           [len(mfaResults)]prometheus.Counter
 }
 
 type routeKey struct {
@@ -196,8 +213,15 @@ func New(info Info) *Metrics {
 	}, []string{"result"})
 	revocations := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "revocations_total",
-		Help: "Completed revocations, by kind: logout, logout_all, logout_others, device, password, deletion or admin.",
+		Help: "Completed revocations, by kind: logout, logout_all, logout_others, device, password, deletion, admin or mfa.",
 	}, []string{"kind"})
+	mfa := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "mfa_verifications_total",
+		Help: "Second steps of logins (POST /auth/mfa/verify), by result: ok, invalid_code, invalid_token, rate_limited or error.",
+	}, []string{"result"})
+	for i, v := range mfaResults {
+		m.mfa[i] = mfa.WithLabelValues(v)
+	}
 	for i, v := range loginResults {
 		m.logins[i] = logins.WithLabelValues(v)
 	}
@@ -224,7 +248,7 @@ func New(info Info) *Metrics {
 	empty := map[routeKey]*routeSeries{}
 	m.routes.Store(&empty)
 	m.reg.MustRegister(
-		m.requests, m.duration, logins, verifications, refreshes, revocations, build, m.mail,
+		m.requests, m.duration, logins, verifications, refreshes, revocations, mfa, build, m.mail,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -392,5 +416,12 @@ func (m *Metrics) Refresh(r RefreshResult) {
 func (m *Metrics) Revocation(k RevocationKind) {
 	if m != nil {
 		m.revocations[k].Inc()
+	}
+}
+
+// MFA counts one second step of a login.
+func (m *Metrics) MFA(r MFAResult) {
+	if m != nil {
+		m.mfa[r].Inc()
 	}
 }

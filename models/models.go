@@ -88,6 +88,12 @@ type RefreshToken struct {
 	ExpiresAt  time.Time  `gorm:"not null;index"`
 	UsedAt     *time.Time ``
 	RevokedAt  *time.Time `gorm:"index"`
+	// AAL and AMR are the assurance of the login (aal1 with ["pwd"], aal2
+	// with a second factor), carried to every access token a refresh of
+	// it issues. AMR is a comma-separated list. Empty (rows from before
+	// they existed) means aal1, ["pwd"].
+	AAL string `gorm:"size:8;not null;default:''"`
+	AMR string `gorm:"size:64;not null;default:''"`
 }
 
 // ResetToken is a single-use password-reset token, stored as its SHA-256.
@@ -134,12 +140,12 @@ type AuditEvent struct {
 
 // All lists every model, in migration order.
 func All() []any {
-	return []any{&User{}, &Session{}, &RefreshToken{}, &ResetToken{}, &Invalidation{}, &AuditEvent{}, &LoginThrottle{}, &MailMessage{}, &EmailToken{}}
+	return []any{&User{}, &Session{}, &RefreshToken{}, &ResetToken{}, &Invalidation{}, &AuditEvent{}, &LoginThrottle{}, &MailMessage{}, &EmailToken{}, &MFAFactor{}, &MFARecoveryCode{}, &MFAChallenge{}}
 }
 
 // DeleteUser deletes the user and everything that belongs to it, inside tx.
 func DeleteUser(tx *gorm.DB, id uint64) error {
-	for _, m := range []any{&Session{}, &RefreshToken{}, &ResetToken{}, &AuditEvent{}, &EmailToken{}, &MailMessage{}} {
+	for _, m := range []any{&Session{}, &RefreshToken{}, &ResetToken{}, &AuditEvent{}, &EmailToken{}, &MailMessage{}, &MFAFactor{}, &MFARecoveryCode{}, &MFAChallenge{}} {
 		if err := tx.Where("user_id = ?", id).Delete(m).Error; err != nil {
 			return Unavailable("delete user data", err)
 		}

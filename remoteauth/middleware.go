@@ -52,6 +52,36 @@ func (v *Verifier) Authenticate(w http.ResponseWriter, r *http.Request) (*http.R
 	return nil, false
 }
 
+// RequireAAL2 lets a request through to next only when the caller that
+// Middleware (or Authenticate) verified logged in with a second factor
+// (aal2). Put it behind Middleware on the routes that need it.
+func RequireAAL2(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if CheckAAL2(w, r) {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// CheckAAL2 is the step RequireAAL2 runs, for adapters (see ginauth): it
+// reports whether the request's verified caller is aal2, and otherwise
+// writes the answer, 403 insufficient_aal with the RFC 9470 challenge
+// (or 401 token_missing when no caller was verified: the middleware is
+// missing in front of it, and failing closed is the safe answer).
+func CheckAAL2(w http.ResponseWriter, r *http.Request) bool {
+	c, ok := FromContext(r.Context())
+	switch {
+	case !ok:
+		writeError(w, http.StatusUnauthorized, `Bearer`, "token_missing", "an Authorization: Bearer token is required")
+		return false
+	case c.Claims.AAL != "aal2":
+		writeError(w, http.StatusForbidden, `Bearer error="insufficient_user_authentication", error_description="a second factor is required"`,
+			"insufficient_aal", "this needs a login with a second factor (aal2)")
+		return false
+	}
+	return true
+}
+
 func writeError(w http.ResponseWriter, status int, challenge, code, msg string) {
 	h := w.Header()
 	if challenge != "" {

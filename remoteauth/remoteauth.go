@@ -210,11 +210,19 @@ type Claims struct {
 	ID string
 	// Strategy is the auth server's revocation strategy.
 	Strategy string
+	// AAL is the assurance level of the token's login: "aal1" with a
+	// password, "aal2" with a second factor. An answer without one (an
+	// auth server from before second factors) is aal1.
+	AAL string
+	// AMR lists how the login authenticated: ["pwd"], ["pwd","otp"],
+	// ["pwd","recovery"].
+	AMR []string
 }
 
 func (c *Caller) clone() *Caller {
 	out := *c
 	out.Claims.Audience = slices.Clone(c.Claims.Audience)
+	out.Claims.AMR = slices.Clone(c.Claims.AMR)
 	return &out
 }
 
@@ -299,6 +307,8 @@ type answer struct {
 	Jti      string   `json:"jti"`
 	Sid      string   `json:"sid"`
 	Strategy string   `json:"strategy"`
+	AAL      string   `json:"aal"`
+	AMR      []string `json:"amr"`
 }
 
 // audience is aud, a string or an array of strings (RFC 7519 §4.1.3).
@@ -342,13 +352,16 @@ func parse(body []byte, headerUser string) (*Caller, error) {
 	if a.Exp <= 0 {
 		return nil, fmt.Errorf("%w: the answer has no \"exp\"", ErrUnavailable)
 	}
+	if a.AAL == "" {
+		a.AAL = "aal1"
+	}
 	return &Caller{
 		UserID:  uid,
 		LoginID: a.Sid,
 		Claims: Claims{
 			Subject: a.Sub, Issuer: a.Iss, Audience: []string(a.Aud),
 			ExpiresAt: time.Unix(a.Exp, 0), IssuedAt: time.Unix(a.Iat, 0),
-			ID: a.Jti, Strategy: a.Strategy,
+			ID: a.Jti, Strategy: a.Strategy, AAL: a.AAL, AMR: a.AMR,
 		},
 	}, nil
 }

@@ -103,6 +103,10 @@ func (s *server) login(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	if t.MFA != nil {
+		s.writeMFAChallenge(c, t.MFA)
+		return nil
+	}
 	s.writeTokens(c, http.StatusOK, t, mode)
 	return nil
 }
@@ -230,6 +234,23 @@ func (s *server) verify(c *gin.Context) {
 		return
 	}
 	cl := p.Claims
+	aal := cl.AAL
+	if aal == "" {
+		aal = strategy.AAL1
+	}
+	if c.Request.URL.RawQuery != "" {
+		switch want := c.Query("aal"); want {
+		case "", strategy.AAL1:
+		case strategy.AAL2:
+			if aal != strategy.AAL2 {
+				s.writeError(c, errInsufficientAAL)
+				return
+			}
+		default:
+			s.writeError(c, invalidRequest("aal must be aal1 or aal2"))
+			return
+		}
+	}
 	bp := verifyBuffers.Get().(*[]byte)
 	buf := append((*bp)[:0], `{"active":true,"sub":"`...)
 	buf = strconv.AppendUint(buf, p.UserID, 10)
@@ -241,15 +262,46 @@ func (s *server) verify(c *gin.Context) {
 	buf = appendJSONString(buf, cl.ID)
 	buf = append(buf, `,"sid":`...)
 	buf = appendJSONString(buf, p.LoginID)
+	buf = append(buf, `,"aal":`...)
+	buf = appendJSONString(buf, aal)
+	buf = append(buf, `,"amr":[`...)
+	if len(cl.AMR) == 0 && cl.AAL == "" {
+		buf = append(buf, `"pwd"`...)
+	}
+	for i, m := range cl.AMR {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendJSONString(buf, m)
+	}
+	buf = append(buf, ']')
 	buf = append(buf, s.verifyTail()...)
 	h := c.Writer.Header()
 	h["X-Auth-User-Id"] = []string{strconv.FormatUint(p.UserID, 10)}
+	h["X-Auth-Aal"] = aalHeader(aal)
 	h["Content-Type"] = jsonContentType
 	c.Writer.WriteHeader(http.StatusOK)
 	_, _ = c.Writer.Write(buf)
 	*bp = buf
 	verifyBuffers.Put(bp)
 }
+
+// aalHeader is the X-Auth-AAL value, without an allocation for the two
+// levels there are.
+func aalHeader(aal string) []string {
+	switch aal {
+	case strategy.AAL1:
+		return aal1Header
+	case strategy.AAL2:
+		return aal2Header
+	}
+	return []string{aal}
+}
+
+var (
+	aal1Header = []string{strategy.AAL1}
+	aal2Header = []string{strategy.AAL2}
+)
 
 // verifyBuffers recycle verify's answer buffers.
 var verifyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 384); return &b }}

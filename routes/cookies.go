@@ -63,6 +63,11 @@ func authModeOf(c *gin.Context) (authMode, error) {
 // expires_in they let a client whose clock is wrong measure the token's
 // life from when it received it, not from its own idea of the time.
 func (s *server) writeTokens(c *gin.Context, status int, t *strategy.Tokens, mode authMode) {
+	s.writeTokensWith(c, status, t, mode, nil)
+}
+
+// writeTokensWith is writeTokens with more fields in the answer.
+func (s *server) writeTokensWith(c *gin.Context, status int, t *strategy.Tokens, mode authMode, extra gin.H) {
 	now := s.now()
 	maxAge := int(t.RefreshExpiresAt.Sub(now) / time.Second)
 	if mode != modeBody {
@@ -78,6 +83,9 @@ func (s *server) writeTokens(c *gin.Context, status int, t *strategy.Tokens, mod
 	}
 	if mode != modeCookie {
 		body["refresh_token"] = t.RefreshToken
+	}
+	for k, v := range extra {
+		body[k] = v
 	}
 	c.JSON(status, body)
 }

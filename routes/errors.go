@@ -77,6 +77,12 @@ var decisions = []struct {
 	{strategy.ErrDeviceLimit, &apiError{Status: http.StatusForbidden, Code: "device_limit", Message: "the account has reached its device limit; sign out another device first"}},
 	{strategy.ErrEmailTaken, &apiError{Status: http.StatusConflict, Code: "email_taken", Message: "an account with this email already exists"}},
 	{strategy.ErrInvalidResetToken, &apiError{Status: http.StatusBadRequest, Code: "invalid_reset_token", Message: "the reset token is invalid, used or expired"}},
+	{strategy.ErrMFAPending, &apiError{Status: http.StatusConflict, Code: "mfa_enrollment_pending", Message: "an unconfirmed factor exists; confirm it, or wait until it expires (10 minutes)"}},
+	{strategy.ErrMFAConfirmed, &apiError{Status: http.StatusConflict, Code: "mfa_already_confirmed", Message: "the factor is confirmed already"}},
+	{strategy.ErrMFACodeInvalid, &apiError{Status: http.StatusUnauthorized, Code: "invalid_mfa_code", Message: "the code is wrong, already used or outside its time window"}},
+	{strategy.ErrRecoveryCodeInvalid, &apiError{Status: http.StatusUnauthorized, Code: "invalid_recovery_code", Message: "the recovery code is wrong or already used"}},
+	{strategy.ErrMFATokenInvalid, &apiError{Status: http.StatusUnauthorized, Code: "invalid_mfa_token", Message: "the mfa_token is invalid, used, expired or ended by wrong codes; log in again"}},
+	{strategy.ErrInsufficientAAL, errInsufficientAAL},
 	{strategy.ErrBusy, errUnavailable},
 	{passhash.ErrBusy, errUnavailable},
 	{bruteforce.ErrUnavailable, errUnavailable},
@@ -128,7 +134,7 @@ func (s *server) writeError(c *gin.Context, err error) {
 	if ae.Status == http.StatusUnauthorized {
 		if ae.Challenge != "" {
 			c.Header("WWW-Authenticate", ae.Challenge)
-		} else if ae.Code == "invalid_credentials" || ae.Code == "token_missing" {
+		} else if ae.Code == "invalid_credentials" || ae.Code == "token_missing" || isMFACodeError(ae.Code) {
 			c.Header("WWW-Authenticate", `Bearer realm="authserver"`)
 		} else {
 			c.Header("WWW-Authenticate", `Bearer realm="authserver", error="invalid_token"`)
@@ -173,6 +179,12 @@ func oauthCode(ae *apiError) string {
 	default:
 		return "invalid_request"
 	}
+}
+
+// isMFACodeError: the 401s of a wrong second factor, which are about
+// credentials, not about a token.
+func isMFACodeError(code string) bool {
+	return code == "invalid_mfa_code" || code == "invalid_recovery_code" || code == "invalid_mfa_token"
 }
 
 // handle adapts a handler that returns an error to gin.

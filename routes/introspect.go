@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/revocable/authserver/strategy"
 )
 
 // POST /api/v1/auth/introspect is RFC 7662 token introspection for
@@ -126,6 +128,9 @@ type introspectAnswer struct {
 	Jti       string   `json:"jti,omitempty"`
 	TokenType string   `json:"token_type,omitempty"`
 	Sid       string   `json:"sid,omitempty"`
+	// AAL and AMR: the assurance of an access token's login.
+	AAL string   `json:"aal,omitempty"`
+	AMR []string `json:"amr,omitempty"`
 }
 
 func (s *server) introspect(c *gin.Context) error {
@@ -211,6 +216,7 @@ func (s *server) introspectAccess(ctx context.Context, token string) (*introspec
 		Exp: cl.ExpiresAt.Unix(), Iat: cl.IssuedAt.Unix(),
 		Iss: s.cfg.JWT.Issuer, Aud: []string{s.cfg.JWT.Audience}, Jti: cl.ID,
 		TokenType: "Bearer", Sid: p.LoginID,
+		AAL: strategy.AssuranceOf(cl).AAL, AMR: strategy.AssuranceOf(cl).AMR,
 	}, nil
 }
 

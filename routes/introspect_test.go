@@ -153,11 +153,11 @@ func TestIntrospectTokens(t *testing.T) {
 						wantInactive(t, c.name, r)
 						return
 					}
-					wantKeys := []string{"active", "aud", "exp", "iat", "iss", "jti", "sid", "sub", "token_type"}
+					wantKeys := []string{"aal", "active", "amr", "aud", "exp", "iat", "iss", "jti", "sid", "sub", "token_type"}
 					if got := slices.Sorted(maps.Keys(r.Body)); !slices.Equal(got, wantKeys) {
 						t.Errorf("keys %v, want %v", got, wantKeys)
 					}
-					for _, k := range []string{"sub", "exp", "iat", "iss", "jti", "sid"} {
+					for _, k := range []string{"sub", "exp", "iat", "iss", "jti", "sid", "aal"} {
 						if r.Body[k] != v.Body[k] {
 							t.Errorf("%s: introspection %v, verify %v", k, r.Body[k], v.Body[k])
 						}

@@ -148,3 +148,28 @@ func (s *server) countRevocation(k metrics.RevocationKind) gin.HandlerFunc {
 		}
 	}
 }
+
+// countMFA counts the second steps of logins by result.
+func (s *server) countMFA() gin.HandlerFunc {
+	m := s.metrics
+	if m == nil {
+		return nil
+	}
+	return func(c *gin.Context) {
+		c.Next()
+		if c.Writer.Status() < http.StatusMultipleChoices {
+			m.MFA(metrics.MFAOK)
+			return
+		}
+		switch toAPI(lastError(c)).Code {
+		case "invalid_mfa_code", "invalid_recovery_code":
+			m.MFA(metrics.MFAInvalidCode)
+		case "invalid_mfa_token":
+			m.MFA(metrics.MFAInvalidToken)
+		case "rate_limited":
+			m.MFA(metrics.MFARateLimited)
+		default:
+			m.MFA(metrics.MFAError)
+		}
+	}
+}

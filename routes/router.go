@@ -227,6 +227,12 @@ func (s *server) routes(g *gin.RouterGroup) {
 	authed.PUT("/me/password", chain(s.countRevocation(metrics.RevokePassword), s.handle(s.changePassword))...)
 	authed.PUT("/me/email", s.handle(s.changeEmail))
 	authed.DELETE("/me", chain(s.countRevocation(metrics.RevokeDeletion), s.handle(s.deleteMe))...)
+	api.POST("/auth/mfa/verify", chain(s.countMFA(), s.limit("login_per_ip"), sameSite, s.handle(s.mfaVerify))...)
+	authed.GET("/me/mfa", s.handle(s.listFactors))
+	authed.POST("/me/mfa/totp", s.handle(s.enrollTOTP))
+	authed.POST("/me/mfa/totp/:id/confirm", chain(s.countRevocation(metrics.RevokeMFA), s.handle(s.confirmTOTP))...)
+	authed.DELETE("/me/mfa/totp/:id", chain(s.countRevocation(metrics.RevokeMFA), s.handle(s.removeTOTP))...)
+	authed.POST("/me/mfa/recovery-codes", s.handle(s.regenerateRecoveryCodes))
 	authed.GET("/sessions", s.handle(s.listSessions))
 	authed.DELETE("/sessions/:id", chain(s.countRevocation(metrics.RevokeDevice), s.handle(s.revokeSession))...)
 	if s.cfg.Demo.Enabled {

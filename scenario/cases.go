@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
 	"github.com/revocable/authserver/config"
 	"github.com/revocable/authserver/strategy"
 )
@@ -57,6 +60,15 @@ func All() []Case {
 				"stateless": NotSupported, "single_device": KeepsCaller, "multi_device": KeepsCaller, "session_table": KeepsCaller,
 			}),
 			run: logoutOthers,
+		},
+		{
+			// mfa.enroll_revokes_others (default true): confirming a
+			// second factor ends the other logins as logout-others does.
+			// Under stateless only their refresh tokens end.
+			ID: "mfa_enroll_ends_others", Title: "adding a second factor ends other sessions",
+			Claim: "logout_other_devices", Shows: []Outcome{Revoked},
+			Want: perStrategy(Revoked, map[string]Outcome{"stateless": UntilExpiry}),
+			run:  mfaEnrollEndsOthers,
 		},
 		{
 			ID: "logout_all", Title: "all tokens rejected after logout-all",
@@ -674,4 +686,30 @@ func refreshSupersedes(p *probe) Outcome {
 	default:
 		return p.unexpected("access token the refresh replaced", r)
 	}
+}
+
+// mfaEnrollEndsOthers enrolls and confirms TOTP from one login, with the
+// code computed at the server's clock, and looks at another login of the
+// account: its access token and its refresh token.
+func mfaEnrollEndsOthers(p *probe) Outcome {
+	u := p.newUser()
+	a := p.login(u.email, password, "phone")
+	b := p.login(u.email, password, "laptop")
+	// (Under single_device the second login already ended the first.)
+	r := p.do(http.StatusCreated, Request{Method: http.MethodPost, Path: "/api/v1/me/mfa/totp", Token: b.access,
+		Body: map[string]string{"password": password}})
+	secret := r.str("secret")
+	code, err := totp.GenerateCodeCustom(secret, p.e.Server.Now(), totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		p.fatalf("compute a TOTP code: %v", err)
+	}
+	fresh := p.loginOf(p.do(http.StatusOK, Request{Method: http.MethodPost, Path: "/api/v1/me/mfa/totp/" + r.str("id") + "/confirm", Token: b.access,
+		Body: map[string]string{"code": code}}))
+	p.wantVerify("the enrolling login's fresh token", fresh.access, http.StatusOK)
+	p.wantError("the other login's refresh", p.refresh(a.refresh), http.StatusUnauthorized, "token_revoked")
+	if v := p.verify(a.access); isRejected(v) {
+		return Revoked
+	}
+	p.wantValidUntilExpiry("the other login's access token", a.access)
+	return UntilExpiry
 }

@@ -84,6 +84,7 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 var claimBits = map[string]uint16{
 	"iss": 1 << 0, "sub": 1 << 1, "aud": 1 << 2, "exp": 1 << 3, "nbf": 1 << 4, "iat": 1 << 5,
 	"jti": 1 << 6, "sid": 1 << 7, "ver": 1 << 8, "iat_us": 1 << 9, "rid": 1 << 10,
+	"aal": 1 << 11, "amr": 1 << 12,
 }
 
 // claimNames is claimBits the other way round.
@@ -168,6 +169,9 @@ func (d *claimsDecoder) str() (string, error) {
 			raw := d.b[start:d.i]
 			d.i++
 			if !escaped {
+				if s, ok := internedClaim(raw); ok {
+					return s, nil
+				}
 				return string(raw), nil
 			}
 			var s string
@@ -261,6 +265,10 @@ func (d *claimsDecoder) claim(out *Claims, key string) error {
 		out.SID, err = d.stringValue()
 	case "rid":
 		out.RID, err = d.stringValue()
+	case "aal":
+		out.AAL, err = d.stringValue()
+	case "amr":
+		out.AMR, err = d.strings()
 	case "aud":
 		out.Audience, err = d.audience()
 	case "exp":
@@ -370,4 +378,67 @@ func (d *claimsDecoder) audience() (jwt.ClaimStrings, error) {
 		return nil, err
 	}
 	return cs, nil
+}
+
+// strings reads a []string as encoding/json does: plain strings at once,
+// anything else (nulls in the array, escapes, other types) by
+// encoding/json itself, so that the two cannot differ.
+func (d *claimsDecoder) strings() ([]string, error) {
+	if d.null() {
+		return nil, nil
+	}
+	start := d.i
+	if d.eat('[') {
+		out := make([]string, 0, 2) // an empty array gives an empty slice, as in encoding/json
+		for {
+			d.ws()
+			if d.eat(']') {
+				return out, nil
+			}
+			if d.peek() != '"' {
+				break
+			}
+			s, err := d.str()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+			d.ws()
+			if d.eat(',') {
+				continue
+			}
+			if d.eat(']') {
+				return out, nil
+			}
+			break
+		}
+		d.i = start
+	}
+	if err := d.skip(); err != nil {
+		return nil, err
+	}
+	var out []string
+	if err := json.Unmarshal(d.b[start:d.i], &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// internedClaim returns the values of aal and amr without allocating:
+// every token carries them, and the verification path is the hottest of
+// the server. (The switch on string(b) does not allocate.)
+func internedClaim(b []byte) (string, bool) {
+	switch string(b) {
+	case AAL1:
+		return AAL1, true
+	case AAL2:
+		return AAL2, true
+	case AMRPassword:
+		return AMRPassword, true
+	case AMROTP:
+		return AMROTP, true
+	case AMRRecovery:
+		return AMRRecovery, true
+	}
+	return "", false
 }

@@ -3,6 +3,7 @@ package strategy
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -57,11 +58,12 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 			next := models.RefreshToken{
 				TokenHash: HashSecret(successor), UserID: u.ID, FamilyID: row.FamilyID,
 				DeviceName: row.DeviceName, IssuedAt: now, ExpiresAt: row.ExpiresAt,
+				AAL: row.AAL, AMR: row.AMR,
 			}
 			if err := tx.Create(&next).Error; err != nil {
 				return false, models.Unavailable("store refresh token", err)
 			}
-			return s.resume(ctx, tx, u, row.FamilyID, successor, row.ExpiresAt, now, &out)
+			return s.resume(ctx, tx, u, row.FamilyID, successor, row.ExpiresAt, rowAssurance(&row), now, &out)
 		}
 		// Someone consumed or revoked it first: decide under the lock.
 		var cur models.RefreshToken
@@ -79,7 +81,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 			if err != nil {
 				return false, err
 			}
-			return s.resume(ctx, tx, u, row.FamilyID, succ, next.ExpiresAt, now, &out)
+			return s.resume(ctx, tx, u, row.FamilyID, succ, next.ExpiresAt, rowAssurance(next), now, &out)
 		}
 		reused = true
 		changed := false
@@ -163,8 +165,8 @@ func (s *Service) successorRow(tx *gorm.DB, raw string) (*models.RefreshToken, s
 // strategy says the login is still alive. With refreshes superseding
 // access tokens it records the new refresh id, which changes the user's
 // state (changed).
-func (s *Service) resume(ctx context.Context, tx *gorm.DB, u *models.User, loginID, refresh string, expires, now time.Time, out **Tokens) (changed bool, err error) {
-	c := s.claims(u.ID, loginID, now)
+func (s *Service) resume(ctx context.Context, tx *gorm.DB, u *models.User, loginID, refresh string, expires time.Time, a Assurance, now time.Time, out **Tokens) (changed bool, err error) {
+	c := s.claims(u.ID, loginID, now, a)
 	if err := s.strat.Resume(ctx, tx, u, c, now); err != nil {
 		return false, err
 	}
@@ -216,6 +218,13 @@ func (s *Service) PruneWith(ctx context.Context, o PruneOptions) (PruneStats, er
 		func() (int64, error) {
 			return pruneRanges[uint64](ctx, s.db, &models.ResetToken{}, "expires_at < ? OR used_at IS NOT NULL", b, now)
 		},
+		func() (int64, error) {
+			return pruneRanges[uint64](ctx, s.db, &models.MFAChallenge{}, "expires_at < ? OR used_at IS NOT NULL", b, now)
+		},
+		func() (int64, error) {
+			// Unconfirmed factors past their 10 minutes.
+			return pruneRanges[string](ctx, s.db, &models.MFAFactor{}, "confirmed_at IS NULL AND expires_at < ?", b, now)
+		},
 	}
 	for _, step := range steps {
 		n, err := step()
@@ -247,4 +256,14 @@ func (s *Service) pruneRest(ctx context.Context, now time.Time) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// rowAssurance is the assurance of the login a refresh token belongs to:
+// a refresh keeps what the login had. Rows from before the columns
+// existed are aal1.
+func rowAssurance(r *models.RefreshToken) Assurance {
+	if r.AAL == "" {
+		return PasswordOnly()
+	}
+	return Assurance{AAL: r.AAL, AMR: strings.Split(r.AMR, ",")}
 }

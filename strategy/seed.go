@@ -3,6 +3,7 @@ package strategy
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/revocable/authserver/models"
@@ -45,7 +46,8 @@ func (s *Service) SeedLogin(u *models.User, d DeviceInfo, now time.Time) (*Seede
 		return nil, fmt.Errorf("seed login: user without an id")
 	}
 	loginID := NewSecret(16)
-	c := s.claims(u.ID, loginID, now)
+	a := PasswordOnly()
+	c := s.claims(u.ID, loginID, now, a)
 	sess, err := sd.seedBegin(u, c, d, now)
 	if err != nil {
 		return nil, err
@@ -61,6 +63,7 @@ func (s *Service) SeedLogin(u *models.User, d DeviceInfo, now time.Time) (*Seede
 		Refresh: models.RefreshToken{
 			TokenHash: HashSecret(refresh), UserID: u.ID, FamilyID: loginID,
 			DeviceName: models.Truncate(d.Name, maxDeviceName), IssuedAt: now, ExpiresAt: expires,
+			AAL: a.AAL, AMR: strings.Join(a.AMR, ","),
 		},
 	}, nil
 }

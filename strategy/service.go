@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -43,6 +44,9 @@ type Config struct {
 	Devices Limit
 	// RefreshSupersedesAccess: see Superseder.
 	RefreshSupersedesAccess bool
+	// MFAEnrollRevokesOthers: confirming or removing a second factor ends
+	// the account's other logins (mfa.enroll_revokes_others).
+	MFAEnrollRevokesOthers bool
 	// AuditRetention is how long audit events are kept; 0 keeps them.
 	AuditRetention time.Duration
 	// Cache, when set, holds users' verification state between requests;
@@ -86,6 +90,9 @@ type Service struct {
 	// tokens reach that path.
 	reread  *rate.Limiter
 	touches *touchQueue
+	// mfaKeys seal TOTP secrets and key recovery-code hashes, one per
+	// server secret, the active one first.
+	mfaKeys []mfaKey
 	// afterFill, when set (tests), runs in a shared fill after its Put.
 	afterFill func()
 }
@@ -97,6 +104,10 @@ type Tokens struct {
 	RefreshToken     string
 	RefreshExpiresAt time.Time
 	LoginID          string
+	// MFA, when set, is the answer of a login with the right password to
+	// an account with a second factor: no tokens, a challenge to answer
+	// with POST /auth/mfa/verify.
+	MFA *MFAChallenge
 }
 
 // Principal is the verified caller of a request.
@@ -150,6 +161,9 @@ func New(db *gorm.DB, name string, cfg Config) (*Service, error) {
 		s.secrets = append(s.secrets, serverSecret{kid: KeyID(sec), key: sec})
 		s.refreshKeys = append(s.refreshKeys, rk)
 	}
+	if s.mfaKeys, err = newMFAKeys(s.secrets); err != nil {
+		return nil, err
+	}
 	if t, ok := strat.(Toucher); ok {
 		s.touches = newTouchQueue(t, db, log)
 	}
@@ -195,7 +209,7 @@ func (s *Service) notSupported(op string) error {
 	return &NotSupportedError{Strategy: s.strat.Name(), Op: op}
 }
 
-func (s *Service) claims(uid uint64, loginID string, now time.Time) *Claims {
+func (s *Service) claims(uid uint64, loginID string, now time.Time, a Assurance) *Claims {
 	c := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   strconv.FormatUint(uid, 10),
@@ -208,6 +222,8 @@ func (s *Service) claims(uid uint64, loginID string, now time.Time) *Claims {
 			ID: NewSecret(12),
 		},
 		SID: loginID,
+		AAL: a.AAL,
+		AMR: a.AMR,
 	}
 	if supersedes(s.strat) {
 		c.RID = NewSecret(12)
@@ -640,7 +656,12 @@ func (s *Service) Login(ctx context.Context, uid uint64, passwordHash string, d 
 		if u.PasswordHash != passwordHash {
 			return false, ErrInvalidCredentials
 		}
-		t, changed, err := s.startLogin(ctx, tx, u, d, now)
+		challenge, err := s.challengeIfEnrolled(ctx, tx, u, d, now)
+		if err != nil || challenge != nil {
+			out = challenge
+			return false, err
+		}
+		t, changed, err := s.startLogin(ctx, tx, u, d, PasswordOnly(), now)
 		if err != nil {
 			return false, err
 		}
@@ -662,9 +683,9 @@ func deviceDetails(name string) map[string]any {
 
 // startLogin records a new login of the locked user u and issues its
 // tokens. changed reports whether the user's revocation state changed.
-func (s *Service) startLogin(ctx context.Context, tx *gorm.DB, u *models.User, d DeviceInfo, now time.Time) (t *Tokens, changed bool, err error) {
+func (s *Service) startLogin(ctx context.Context, tx *gorm.DB, u *models.User, d DeviceInfo, a Assurance, now time.Time) (t *Tokens, changed bool, err error) {
 	loginID := NewSecret(16)
-	c := s.claims(u.ID, loginID, now)
+	c := s.claims(u.ID, loginID, now, a)
 	evicted, err := s.strat.Begin(ctx, tx, u, c, d, now)
 	if err != nil {
 		return nil, false, err
@@ -679,6 +700,7 @@ func (s *Service) startLogin(ctx context.Context, tx *gorm.DB, u *models.User, d
 	row := models.RefreshToken{
 		TokenHash: HashSecret(refresh), UserID: u.ID, FamilyID: loginID,
 		DeviceName: models.Truncate(d.Name, maxDeviceName), IssuedAt: now, ExpiresAt: expires,
+		AAL: a.AAL, AMR: strings.Join(a.AMR, ","),
 	}
 	if err := tx.Create(&row).Error; err != nil {
 		return nil, false, models.Unavailable("store refresh token", err)
@@ -774,7 +796,7 @@ func (s *Service) LogoutOthers(ctx context.Context, p *Principal, d DeviceInfo) 
 		if err := s.revokeEverything(ctx, tx, u, now); err != nil {
 			return false, err
 		}
-		if out, _, err = s.startLogin(ctx, tx, u, d, now); err != nil {
+		if out, _, err = s.startLogin(ctx, tx, u, d, AssuranceOf(p.Claims), now); err != nil {
 			return false, err
 		}
 		ev.Details = map[string]any{"new_login_id": out.LoginID}
@@ -799,7 +821,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, oldHash, new
 		if err := s.setPassword(ctx, tx, u, newHash, now); err != nil {
 			return false, err
 		}
-		if out, _, err = s.startLogin(ctx, tx, u, d, now); err != nil {
+		if out, _, err = s.startLogin(ctx, tx, u, d, AssuranceOf(p.Claims), now); err != nil {
 			return false, err
 		}
 		return true, s.record(ctx, tx, now, audit.Event{Action: audit.PasswordChanged, Result: audit.Success, UserID: u.ID, LoginID: out.LoginID})

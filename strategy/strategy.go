@@ -68,6 +68,44 @@ type Claims struct {
 	// RID names the refresh (or login) that issued the token, for
 	// jwt.refresh_supersedes_access.
 	RID string `json:"rid,omitempty"`
+	// AAL is the authentication assurance level of the login (NIST SP
+	// 800-63B): aal1 after a password, aal2 after a second factor or a
+	// passkey. A token without it (issued before it existed) is aal1.
+	AAL string `json:"aal,omitempty"`
+	// AMR lists how the login authenticated (RFC 8176): ["pwd"],
+	// ["pwd","otp"], ["pwd","recovery"].
+	AMR []string `json:"amr,omitempty"`
+}
+
+// Assurance levels and methods of the aal and amr claims.
+const (
+	AAL1 = "aal1"
+	AAL2 = "aal2"
+
+	AMRPassword = "pwd"
+	AMROTP      = "otp"
+	// AMRRecovery is not in RFC 8176's registry: a one-time recovery code
+	// stands in for the second factor, and resource servers may want to
+	// tell it apart from one.
+	AMRRecovery = "recovery"
+)
+
+// Assurance is how a login authenticated, carried by its tokens.
+type Assurance struct {
+	AAL string
+	AMR []string
+}
+
+// PasswordOnly is the assurance of a login with a password alone.
+func PasswordOnly() Assurance { return Assurance{AAL: AAL1, AMR: []string{AMRPassword}} }
+
+// AssuranceOf is the assurance a token's claims carry; a token without
+// one is aal1.
+func AssuranceOf(c *Claims) Assurance {
+	if c == nil || c.AAL == "" {
+		return PasswordOnly()
+	}
+	return Assurance{AAL: c.AAL, AMR: c.AMR}
 }
 
 // DeviceInfo describes the client of a login.

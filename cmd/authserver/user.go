@@ -122,6 +122,27 @@ input, never a flag, so that it stays out of shell history and ps:
 			return nil
 		},
 	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "mfa-reset EMAIL",
+		Short: "Remove every second factor of an account and end all its logins",
+		Long: `mfa-reset removes the account's TOTP factors and recovery codes, ends every
+login of it (through the running strategy, as logout-all does) and writes an
+admin_mfa_reset audit event. The next login needs the password alone.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, srv, err := openAdmin(cmd.Context(), *configPath)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			n, err := srv.ResetMFA(ctx, args[0])
+			if err != nil {
+				return noUser(err, args[0])
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d second factor(s) of %s; every login ended\n", n, args[0])
+			return nil
+		},
+	})
 	return cmd
 }
 

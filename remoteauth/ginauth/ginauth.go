@@ -24,6 +24,20 @@ func Middleware(v *remoteauth.Verifier) gin.HandlerFunc {
 	}
 }
 
+// RequireAAL2 lets the request go on only when the caller that Middleware
+// verified logged in with a second factor (aal2); otherwise it answers
+// 403 insufficient_aal and aborts. Put it after Middleware, on the routes
+// or groups that need it.
+func RequireAAL2() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !remoteauth.CheckAAL2(c.Writer, c.Request) {
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
 // Caller returns the caller that Middleware verified.
 func Caller(c *gin.Context) (*remoteauth.Caller, bool) {
 	return remoteauth.FromContext(c.Request.Context())
