@@ -200,17 +200,28 @@ func (s *server) resetRequest(c *gin.Context) error {
 		c.JSON(http.StatusAccepted, body)
 		return nil
 	}
+	if err := s.requestMail(ctx, mail.PasswordReset, email); err != nil {
+		return err
+	}
+	c.JSON(http.StatusAccepted, body)
+	return nil
+}
+
+// requestMail queues a request for a mail of kind k to whoever holds the
+// address email, for the outbox to prepare off the request path (after
+// resetJobDelay): every address costs the request the same one insert,
+// whether it has an account or not.
+func (s *server) requestMail(ctx context.Context, k mail.Kind, email string) error {
 	meta, err := json.Marshal(audit.MetaFrom(ctx))
 	if err != nil {
 		return err
 	}
 	if err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		return s.mail.Request(ctx, tx, mail.PasswordReset, email, meta, resetJobDelay)
+		return s.mail.Request(ctx, tx, k, email, meta, resetJobDelay)
 	}); err != nil {
 		return err
 	}
 	s.mail.Notify()
-	c.JSON(http.StatusAccepted, body)
 	return nil
 }
 

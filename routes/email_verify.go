@@ -2,7 +2,6 @@ package routes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -153,16 +152,9 @@ func (s *server) verifyResend(c *gin.Context) error {
 		c.JSON(http.StatusAccepted, body)
 		return nil
 	}
-	meta, err := json.Marshal(audit.MetaFrom(ctx))
-	if err != nil {
+	if err := s.requestMail(ctx, mail.VerifyEmail, email); err != nil {
 		return err
 	}
-	if err := models.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		return s.mail.Request(ctx, tx, mail.VerifyEmail, email, meta, resetJobDelay)
-	}); err != nil {
-		return err
-	}
-	s.mail.Notify()
 	c.JSON(http.StatusAccepted, body)
 	return nil
 }
